@@ -1,0 +1,6 @@
+//! Actions: the effects a step can have, one file per action family.
+
+pub mod compose;
+pub mod docker;
+pub mod postgres;
+pub mod yaml;
