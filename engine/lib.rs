@@ -8,4 +8,20 @@
 //! `execute` → `actions` (one file per action family) → `state` (journal, lock) → `report`.
 
 pub mod actions;
+pub mod diagnostic;
+pub mod grammar;
+pub mod graph;
+pub mod interpolate;
+pub mod load;
+pub mod model;
+pub mod parse;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod resolve;
+pub mod schema;
 pub mod state;
+pub mod syntax;
+pub mod vars;
+
+pub use load::{load, load_source, LoadError, LoadedRunbook};

@@ -1,1 +1,7 @@
-fn main(){}
+//! The `rb6` command: a thin layer over the rb6 library.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run()
+}
