@@ -84,7 +84,7 @@ pub struct Journal<S, R> {
     _types: PhantomData<fn() -> (S, R)>,
 }
 
-/// What the next append needs to know about the end of the journal.
+/// End of the journal and next sequence number, as the next append needs them.
 #[derive(Debug, Clone, Copy)]
 struct Tail {
     next_seq: u64,
@@ -145,7 +145,10 @@ where
                 StateError::CorruptJournal {
                     path: self.journal_path.clone(),
                     offset: frame.offset,
-                    reason: format!("record {} does not parse as the expected type: {err}", frame.seq),
+                    reason: format!(
+                        "record {} does not parse as the expected type: {err}",
+                        frame.seq
+                    ),
                 }
             })?;
             records.push(record);
@@ -320,10 +323,10 @@ where
         Ok(())
     }
 
-    /// Refuses further writes after a failed fsync: the kernel may have dropped the dirty
+    /// Rejects further writes after a failed fsync, because the kernel may have dropped the dirty
     /// pages, so which bytes reached the disk is unknown until the journal is read again.
     fn poison(&mut self) {
-        tracing::error!(journal = %self.journal_path.display(), "fsync failed; refusing further writes");
+        tracing::error!(journal = %self.journal_path.display(), "fsync failed; rejecting further writes to the journal");
         self.poisoned = true;
         self.file = None;
         self.tail = None;
@@ -352,7 +355,9 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, StateError> {
     }
 }
 
-fn read_snapshot<S: DeserializeOwned>(path: &Path) -> Result<Option<StoredSnapshot<S>>, StateError> {
+fn read_snapshot<S: DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<StoredSnapshot<S>>, StateError> {
     let Some(bytes) = read_if_exists(path)? else {
         return Ok(None);
     };
@@ -432,7 +437,10 @@ struct Scan {
 fn decode_frame(bytes: &[u8], offset: usize) -> Result<Frame, String> {
     let rest = &bytes[offset..];
     if rest.len() < FRAME_HEADER_LEN {
-        return Err(format!("frame header is {} of {FRAME_HEADER_LEN} bytes", rest.len()));
+        return Err(format!(
+            "frame header is {} of {FRAME_HEADER_LEN} bytes",
+            rest.len()
+        ));
     }
     if rest[..4] != FRAME_MAGIC {
         return Err("frame magic is missing".to_string());
@@ -441,7 +449,9 @@ fn decode_frame(bytes: &[u8], offset: usize) -> Result<Frame, String> {
     let seq = u64::from_le_bytes(rest[4..12].try_into().expect("8 bytes"));
     let len = u32::from_le_bytes(rest[12..16].try_into().expect("4 bytes")) as usize;
     if len > MAX_RECORD_LEN {
-        return Err(format!("record length {len} exceeds the maximum of {MAX_RECORD_LEN}"));
+        return Err(format!(
+            "record length {len} exceeds the maximum of {MAX_RECORD_LEN}"
+        ));
     }
     if rest.len() < FRAME_HEADER_LEN + len {
         return Err(format!(
@@ -488,7 +498,10 @@ fn scan_journal(bytes: &[u8], path: &Path, snapshot_seq: u64) -> Result<Scan, St
         });
     }
     if !bytes.starts_with(FILE_HEADER) {
-        return Err(corrupt(0, "the file does not start with the rb6 journal header (format 1)".into()));
+        return Err(corrupt(
+            0,
+            "the file does not start with the rb6 journal header (format 1)".into(),
+        ));
     }
 
     let mut scan = Scan::default();
@@ -498,7 +511,10 @@ fn scan_journal(bytes: &[u8], path: &Path, snapshot_seq: u64) -> Result<Scan, St
             Ok(frame) => frame,
             Err(fault) => {
                 if let Some(next) = find_valid_frame_after(bytes, offset) {
-                    return Err(corrupt(offset, format!("{fault}, and a valid record follows at byte offset {next}")));
+                    return Err(corrupt(
+                        offset,
+                        format!("{fault}, and a valid record follows at byte offset {next}"),
+                    ));
                 }
                 tracing::warn!(
                     journal = %path.display(),

@@ -1,16 +1,16 @@
 //! Durable state of a runbook's applies: the state directory, the journal of step records
 //! and the lock.
 //!
-//! Invariant: the state directory is mode 0700 and every file this module creates in it is
-//! created with mode 0600 (never widened and narrowed afterwards), and every file that
-//! replaces another does so with an atomic rename after its contents were fsynced, so a
-//! reader sees either the old or the new file in full after a crash or power loss.
+//! Invariants: the state directory is mode 0700, and every file this module creates in it
+//! is created with mode 0600 rather than narrowed afterwards. Every file that replaces
+//! another does so with an atomic rename after its contents were fsynced, so after a crash
+//! or power loss a reader sees either the old or the new file in full.
 
 pub mod journal;
 pub mod lock;
 
 pub use journal::{Journal, Loaded, TornTail};
-
+pub use lock::{ForceRemoved, LockError, LockHolder, StateLock};
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -89,10 +89,14 @@ pub enum StateError {
         code(rb6::state::record_too_large),
         help("keep large step outputs in files and record their paths instead")
     )]
-    RecordTooLarge { path: PathBuf, len: usize, max: usize },
+    RecordTooLarge {
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
 
     /// An earlier fsync of the journal failed, so its on-disk state is unknown.
-    #[error("journal {path} refuses further writes because an earlier fsync failed")]
+    #[error("journal {path} rejects writes because an earlier fsync failed")]
     #[diagnostic(
         code(rb6::state::poisoned),
         help("fix the storage error, then run rb6 again; it reloads the journal from disk")
@@ -102,7 +106,10 @@ pub enum StateError {
 
 impl StateError {
     /// Builds an [`StateError::Io`] for `action` on `path`.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(io::Error) -> Self {
         let path = path.into();
         move |source| StateError::Io {
             action,
@@ -271,6 +278,8 @@ fn temp_name(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Command;
+
     use super::*;
 
     fn mode_of(path: &Path) -> u32 {
@@ -297,7 +306,11 @@ mod tests {
 
         StateDir::open(&path).unwrap();
 
-        assert_eq!(mode_of(&path), 0o700, "existing 0755 directory was not narrowed to 0700");
+        assert_eq!(
+            mode_of(&path),
+            0o700,
+            "existing 0755 directory was not narrowed to 0700"
+        );
     }
 
     #[test]
@@ -323,8 +336,16 @@ mod tests {
         dir.write_atomic("report.json", b"second").unwrap();
 
         let path = dir.file("report.json");
-        assert_eq!(fs::read(&path).unwrap(), b"second", "file does not hold the last write");
-        assert_eq!(mode_of(&path), 0o600, "atomically written file mode is not 0600");
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"second",
+            "file does not hold the last write"
+        );
+        assert_eq!(
+            mode_of(&path),
+            0o600,
+            "atomically written file mode is not 0600"
+        );
     }
 
     #[test]
@@ -338,22 +359,70 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        assert_eq!(names, vec!["report.json".to_string()], "unexpected files in state directory");
+        assert_eq!(
+            names,
+            vec!["report.json".to_string()],
+            "unexpected files in state directory"
+        );
+    }
+
+    /// Environment variable naming the directory where `create_state_files` works.
+    const UMASK_CHILD_DIR_ENV: &str = "RB6_TEST_UMASK_CHILD_DIR";
+
+    /// Not a test on its own: `files_0600_under_umask_0` runs it in a child process whose
+    /// umask is 0, where it creates every kind of state file.
+    #[test]
+    #[ignore = "helper process for files_0600_under_umask_0"]
+    fn create_state_files() {
+        let Some(path) = std::env::var_os(UMASK_CHILD_DIR_ENV) else {
+            return;
+        };
+        let dir = StateDir::open(path).unwrap();
+
+        fs::write(dir.file("control"), b"").unwrap();
+        dir.write_atomic("report.json", b"{}").unwrap();
+        let mut journal: Journal<Vec<u32>, u32> = Journal::open(&dir);
+        journal.append(&1).unwrap();
+        journal.compact(&vec![1]).unwrap();
+        journal.append(&2).unwrap();
+
+        // Leaking the lock keeps its file, and the process exit releases the OS lock.
+        std::mem::forget(StateLock::acquire(&dir, LockHolder::current("test")).unwrap());
     }
 
     #[test]
-    fn write_atomic_0600_under_permissive_umask() {
+    fn files_0600_under_umask_0() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = StateDir::open(tmp.path().join(".rb6")).unwrap();
+        let path = tmp.path().join(".rb6");
 
-        // SAFETY: umask(2) cannot fail and only sets the process's file creation mask,
-        // which this test restores. Tests running at the same time pass explicit modes for
-        // the files they check, and umask 0 leaves those modes unchanged.
-        let old = unsafe { libc::umask(0) };
-        let result = dir.write_atomic("secret", b"s3cret");
-        unsafe { libc::umask(old) };
-        result.unwrap();
+        // umask is process-wide, so a child process gets umask 0 instead of this one.
+        let output = Command::new("sh")
+            .args(["-c", "umask 000 && exec \"$@\"", "sh"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["state::tests::create_state_files", "--exact", "--ignored"])
+            .env(UMASK_CHILD_DIR_ENV, &path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "child creating state files failed: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout)
+        );
 
-        assert_eq!(mode_of(&dir.file("secret")), 0o600, "file created under umask 0 is not 0600");
+        assert_eq!(
+            mode_of(&path.join("control")),
+            0o666,
+            "child did not run with umask 0"
+        );
+        assert_eq!(
+            mode_of(&path),
+            0o700,
+            "directory created under umask 0 is not 0700"
+        );
+        for name in ["report.json", "journal", "snapshot.json", "lock"] {
+            let mode = mode_of(&path.join(name));
+            assert_eq!(mode, 0o600, "{name} created under umask 0 is not 0600");
+        }
     }
 }

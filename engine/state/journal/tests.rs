@@ -63,14 +63,31 @@ fn append_then_load_round_trips() {
     let (_tmp, dir) = state_dir();
     let mut journal = TestJournal::open(&dir);
 
-    let seqs: Vec<u64> = recs(1..6).iter().map(|r| journal.append(r).unwrap()).collect();
+    let seqs: Vec<u64> = recs(1..6)
+        .iter()
+        .map(|r| journal.append(r).unwrap())
+        .collect();
     let loaded = load(&dir);
 
-    assert_eq!(seqs, vec![1, 2, 3, 4, 5], "append returned unexpected sequence numbers");
-    assert_eq!(loaded.records, recs(1..6), "loaded records differ from appended ones");
+    assert_eq!(
+        seqs,
+        vec![1, 2, 3, 4, 5],
+        "append returned unexpected sequence numbers"
+    );
+    assert_eq!(
+        loaded.records,
+        recs(1..6),
+        "loaded records differ from appended ones"
+    );
     assert_eq!(loaded.last_seq, 5, "last_seq is wrong");
-    assert_eq!(loaded.snapshot, None, "a snapshot appeared without compaction");
-    assert_eq!(loaded.torn_tail, None, "an intact journal reported a torn tail");
+    assert_eq!(
+        loaded.snapshot, None,
+        "a snapshot appeared without compaction"
+    );
+    assert_eq!(
+        loaded.torn_tail, None,
+        "an intact journal reported a torn tail"
+    );
 }
 
 #[test]
@@ -79,9 +96,15 @@ fn load_of_missing_journal_is_empty() {
 
     let loaded = load(&dir);
 
-    assert!(loaded.records.is_empty(), "records loaded from a missing journal");
+    assert!(
+        loaded.records.is_empty(),
+        "records loaded from a missing journal"
+    );
     assert_eq!(loaded.last_seq, 0, "last_seq of a missing journal is not 0");
-    assert!(!dir.file(JOURNAL_FILE).exists(), "load created the journal file");
+    assert!(
+        !dir.file(JOURNAL_FILE).exists(),
+        "load created the journal file"
+    );
 }
 
 #[test]
@@ -91,8 +114,15 @@ fn reopened_handle_continues_sequence() {
 
     let seq = TestJournal::open(&dir).append(&rec(4)).unwrap();
 
-    assert_eq!(seq, 4, "a fresh handle did not continue after the last record");
-    assert_eq!(load(&dir).records, recs(1..5), "records after reopening are wrong");
+    assert_eq!(
+        seq, 4,
+        "a fresh handle did not continue after the last record"
+    );
+    assert_eq!(
+        load(&dir).records,
+        recs(1..5),
+        "records after reopening are wrong"
+    );
 }
 
 #[test]
@@ -109,17 +139,35 @@ fn torn_last_record_at_every_offset() {
 
         let mut journal = TestJournal::open(&dir);
         let loaded = journal.load().unwrap();
-        assert_eq!(loaded.records, recs(1..4), "cut at {cut}: records before the torn one differ");
+        assert_eq!(
+            loaded.records,
+            recs(1..4),
+            "cut at {cut}: records before the torn one differ"
+        );
         let expected_tail = (cut > start).then_some(TornTail {
             offset: start,
             len: cut - start,
         });
-        assert_eq!(loaded.torn_tail, expected_tail, "cut at {cut}: torn tail report is wrong");
+        assert_eq!(
+            loaded.torn_tail, expected_tail,
+            "cut at {cut}: torn tail report is wrong"
+        );
 
         let seq = journal.append(&all[3]).unwrap();
-        assert_eq!(seq, 4, "cut at {cut}: append after the torn tail got the wrong sequence number");
-        assert_eq!(load(&dir).records, all, "cut at {cut}: records after re-append differ");
-        assert_eq!(fs::read(&path).unwrap(), intact, "cut at {cut}: file after re-append differs");
+        assert_eq!(
+            seq, 4,
+            "cut at {cut}: append after the torn tail got the wrong sequence number"
+        );
+        assert_eq!(
+            load(&dir).records,
+            all,
+            "cut at {cut}: records after re-append differ"
+        );
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            intact,
+            "cut at {cut}: file after re-append differs"
+        );
     }
 }
 
@@ -133,7 +181,10 @@ fn torn_tail_truncated_by_unloaded_handle() {
 
     let seq = TestJournal::open(&dir).append(&rec(9)).unwrap();
 
-    assert_eq!(seq, 3, "append without load reused or skipped a sequence number");
+    assert_eq!(
+        seq, 3,
+        "append without load reused or skipped a sequence number"
+    );
     assert_eq!(
         load(&dir).records,
         vec![rec(1), rec(2), rec(9)],
@@ -154,16 +205,23 @@ fn zero_filled_tail_is_torn() {
 
     let loaded = load(&dir);
 
-    assert_eq!(loaded.records, recs(1..4), "records before the zero-filled tail differ");
+    assert_eq!(
+        loaded.records,
+        recs(1..4),
+        "records before the zero-filled tail differ"
+    );
     assert_eq!(
         loaded.torn_tail,
-        Some(TornTail { offset: offsets[3], len: 4096 }),
+        Some(TornTail {
+            offset: offsets[3],
+            len: 4096
+        }),
         "zero-filled tail was not reported as torn"
     );
 }
 
 #[test]
-fn full_length_last_record_with_bad_checksum_is_torn() {
+fn bad_checksum_at_tail_is_torn() {
     let (_tmp, dir) = state_dir();
     append_all(&mut TestJournal::open(&dir), &recs(1..4));
     let path = dir.file(JOURNAL_FILE);
@@ -174,8 +232,15 @@ fn full_length_last_record_with_bad_checksum_is_torn() {
 
     let loaded = load(&dir);
 
-    assert_eq!(loaded.records, recs(1..3), "damaged last record was not dropped");
-    assert!(loaded.torn_tail.is_some(), "damaged last record was not reported as torn");
+    assert_eq!(
+        loaded.records,
+        recs(1..3),
+        "damaged last record was not dropped"
+    );
+    assert!(
+        loaded.torn_tail.is_some(),
+        "damaged last record was not reported as torn"
+    );
 }
 
 #[test]
@@ -193,11 +258,22 @@ fn corrupt_middle_record_names_file_and_offset() {
 
         let err = TestJournal::open(&dir).load().unwrap_err();
 
-        let StateError::CorruptJournal { path: err_path, offset, .. } = &err else {
+        let StateError::CorruptJournal {
+            path: err_path,
+            offset,
+            ..
+        } = &err
+        else {
             panic!("flip at {flip}: expected CorruptJournal, got {err:?}");
         };
-        assert_eq!(err_path, &path, "flip at {flip}: error names the wrong file");
-        assert_eq!(*offset, start, "flip at {flip}: error names the wrong offset");
+        assert_eq!(
+            err_path, &path,
+            "flip at {flip}: error names the wrong file"
+        );
+        assert_eq!(
+            *offset, start,
+            "flip at {flip}: error names the wrong offset"
+        );
         let message = err.to_string();
         assert!(
             message.contains(&path.display().to_string()),
@@ -221,8 +297,15 @@ fn corrupt_middle_record_blocks_append() {
 
     let err = TestJournal::open(&dir).append(&rec(6)).unwrap_err();
 
-    assert!(matches!(err, StateError::CorruptJournal { .. }), "append over corruption: {err:?}");
-    assert_eq!(fs::read(&path).unwrap(), bytes, "append modified a corrupt journal");
+    assert!(
+        matches!(err, StateError::CorruptJournal { .. }),
+        "append over corruption: {err:?}"
+    );
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        bytes,
+        "append modified a corrupt journal"
+    );
 }
 
 #[test]
@@ -264,9 +347,16 @@ fn empty_journal_file_loads_and_appends() {
     let loaded = load(&dir);
     let seq = TestJournal::open(&dir).append(&rec(1)).unwrap();
 
-    assert!(loaded.records.is_empty(), "records loaded from an empty file");
+    assert!(
+        loaded.records.is_empty(),
+        "records loaded from an empty file"
+    );
     assert_eq!(seq, 1, "first append to an empty file is not record 1");
-    assert_eq!(load(&dir).records, recs(1..2), "record appended to an empty file is lost");
+    assert_eq!(
+        load(&dir).records,
+        recs(1..2),
+        "record appended to an empty file is lost"
+    );
 }
 
 #[test]
@@ -279,9 +369,17 @@ fn snapshot_and_later_records_load() {
     append_all(&mut journal, &recs(4..6));
     let loaded = load(&dir);
 
-    assert_eq!(loaded.snapshot, Some(recs(1..4)), "snapshot contents differ");
+    assert_eq!(
+        loaded.snapshot,
+        Some(recs(1..4)),
+        "snapshot contents differ"
+    );
     assert_eq!(loaded.snapshot_seq, 3, "snapshot_seq is wrong");
-    assert_eq!(loaded.records, recs(4..6), "records after the snapshot differ");
+    assert_eq!(
+        loaded.records,
+        recs(4..6),
+        "records after the snapshot differ"
+    );
     assert_eq!(loaded.last_seq, 5, "last_seq is wrong");
 }
 
@@ -313,13 +411,23 @@ fn crash_before_journal_reset_applies_nothing_twice() {
     dir.write_atomic(JOURNAL_FILE, &old_journal).unwrap();
     let loaded = load(&dir);
 
-    assert_eq!(loaded.snapshot, Some(recs(1..4)), "snapshot contents differ");
-    assert!(loaded.records.is_empty(), "records covered by the snapshot were loaded again");
+    assert_eq!(
+        loaded.snapshot,
+        Some(recs(1..4)),
+        "snapshot contents differ"
+    );
+    assert!(
+        loaded.records.is_empty(),
+        "records covered by the snapshot were loaded again"
+    );
     assert_eq!(loaded.last_seq, 3, "last_seq is wrong");
 
     let seq = TestJournal::open(&dir).append(&rec(4)).unwrap();
     let loaded = load(&dir);
-    assert_eq!(seq, 4, "append after the crash got the wrong sequence number");
+    assert_eq!(
+        seq, 4,
+        "append after the crash got the wrong sequence number"
+    );
     assert_eq!(loaded.records, recs(4..5), "records after the crash differ");
 }
 
@@ -354,7 +462,10 @@ fn gap_between_snapshot_and_journal_is_error() {
         panic!("expected CorruptJournal, got {err:?}");
     };
     assert_eq!(*offset, 8, "error does not point at the first record");
-    assert!(reason.contains("records 4 to 5 are missing"), "reason lacks the gap: {reason}");
+    assert!(
+        reason.contains("records 4 to 5 are missing"),
+        "reason lacks the gap: {reason}"
+    );
 }
 
 #[test]
@@ -376,11 +487,18 @@ fn corrupt_snapshot_names_file_and_offset() {
 #[test]
 fn unknown_snapshot_format_is_error() {
     let (_tmp, dir) = state_dir();
-    fs::write(dir.file(SNAPSHOT_FILE), b"{\"format\": 2, \"seq\": 1, \"state\": []}").unwrap();
+    fs::write(
+        dir.file(SNAPSHOT_FILE),
+        b"{\"format\": 2, \"seq\": 1, \"state\": []}",
+    )
+    .unwrap();
 
     let err = TestJournal::open(&dir).load().unwrap_err();
 
-    assert!(matches!(err, StateError::CorruptSnapshot { .. }), "expected CorruptSnapshot, got {err:?}");
+    assert!(
+        matches!(err, StateError::CorruptSnapshot { .. }),
+        "expected CorruptSnapshot, got {err:?}"
+    );
 }
 
 #[test]
@@ -388,12 +506,24 @@ fn files_are_created_0600() {
     let (_tmp, dir) = state_dir();
     let mut journal = TestJournal::open(&dir);
     append_all(&mut journal, &recs(1..3));
-    assert_eq!(mode_of(&dir.file(JOURNAL_FILE)), 0o600, "new journal mode is not 0600");
+    assert_eq!(
+        mode_of(&dir.file(JOURNAL_FILE)),
+        0o600,
+        "new journal mode is not 0600"
+    );
 
     journal.compact(&recs(1..3)).unwrap();
 
-    assert_eq!(mode_of(&dir.file(SNAPSHOT_FILE)), 0o600, "snapshot mode is not 0600");
-    assert_eq!(mode_of(&dir.file(JOURNAL_FILE)), 0o600, "compacted journal mode is not 0600");
+    assert_eq!(
+        mode_of(&dir.file(SNAPSHOT_FILE)),
+        0o600,
+        "snapshot mode is not 0600"
+    );
+    assert_eq!(
+        mode_of(&dir.file(JOURNAL_FILE)),
+        0o600,
+        "compacted journal mode is not 0600"
+    );
 }
 
 #[test]
@@ -405,7 +535,11 @@ fn wide_journal_mode_is_narrowed() {
 
     TestJournal::open(&dir).append(&rec(2)).unwrap();
 
-    assert_eq!(mode_of(&path), 0o600, "0644 journal was not narrowed to 0600");
+    assert_eq!(
+        mode_of(&path),
+        0o600,
+        "0644 journal was not narrowed to 0600"
+    );
 }
 
 /// Measures durable appends of 64-byte payloads. Run by hand:
