@@ -2,7 +2,9 @@
 //! compaction crash points and file modes.
 
 use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -540,6 +542,72 @@ fn wide_journal_mode_is_narrowed() {
         0o600,
         "0644 journal was not narrowed to 0600"
     );
+}
+
+/// Environment variable naming the state directory `child_appends_forever` appends to.
+const APPEND_CHILD_DIR_ENV: &str = "RB6_TEST_APPEND_CHILD_DIR";
+
+/// Not a test on its own: `killed_writer_loses_no_acked_record` runs it in a child process,
+/// where it appends records and prints each sequence number once the append returned.
+#[test]
+#[ignore = "helper process for killed_writer_loses_no_acked_record"]
+fn child_appends_forever() {
+    let Some(path) = std::env::var_os(APPEND_CHILD_DIR_ENV) else {
+        return;
+    };
+    let dir = StateDir::open(path).unwrap();
+    let mut journal = TestJournal::open(&dir);
+    let mut stdout = std::io::stdout();
+
+    for i in 1.. {
+        let seq = journal.append(&rec(i)).unwrap();
+        writeln!(stdout, "APPENDED {seq}").unwrap();
+        stdout.flush().unwrap();
+    }
+}
+
+#[test]
+fn killed_writer_loses_no_acked_record() {
+    let (_tmp, dir) = state_dir();
+
+    for round in 1..=5 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "state::journal::tests::child_appends_forever",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(APPEND_CHILD_DIR_ENV, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+
+        // Kill the writer while it is appending, after a number of acknowledged appends
+        // that differs from round to round.
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let acked: Vec<u64> = lines
+            .map_while(Result::ok)
+            .filter_map(|line| line.strip_prefix("APPENDED ").map(|n| n.parse().unwrap()))
+            .take(20 * round)
+            .collect();
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let loaded = load(&dir);
+        let last_acked = *acked.last().expect("child acknowledged no append");
+        assert!(
+            loaded.last_seq >= last_acked,
+            "round {round}: record {last_acked} was acknowledged but the journal ends at {}",
+            loaded.last_seq
+        );
+        assert_eq!(
+            loaded.records.len() as u64,
+            loaded.last_seq,
+            "round {round}: records are not numbered 1 to last_seq"
+        );
+    }
 }
 
 /// Measures durable appends of 64-byte payloads. Run by hand:
