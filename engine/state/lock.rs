@@ -9,7 +9,8 @@
 //! releasing holder or [`StateLock::force_remove`] may have unlinked it in between.
 //!
 //! NOTE: only tested on a local file system (ext4). On NFS, flock is emulated with
-//! byte-range locks whose release after a client crash depends on the server's lease.
+//! byte-range locks (flock(2) on Linux), whose release after a client crash depends on
+//! the NFS server's lock recovery.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
