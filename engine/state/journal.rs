@@ -510,6 +510,8 @@ fn scan_journal(bytes: &[u8], path: &Path, snapshot_seq: u64) -> Result<Scan, St
         let frame = match decode_frame(bytes, offset) {
             Ok(frame) => frame,
             Err(fault) => {
+                // NOTE: damage spanning every frame from here to the end also looks like a
+                // torn tail, although a crash can only tear one frame.
                 if let Some(next) = find_valid_frame_after(bytes, offset) {
                     return Err(corrupt(
                         offset,

@@ -7,6 +7,10 @@
 //! the file that the path `lock` names at the time it was acquired. After taking the OS
 //! lock, [`StateLock::acquire`] checks that the path still names the locked file, because a
 //! releasing holder or [`StateLock::force_remove`] may have unlinked it in between.
+//!
+//! NOTE: only tested on a local file system (ext4). On NFS, flock is emulated with
+//! byte-range locks (flock(2) on Linux), whose release after a client crash depends on
+//! the NFS server's lock recovery.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions, TryLockError};
