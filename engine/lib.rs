@@ -19,6 +19,7 @@ pub mod plan;
 pub mod render;
 pub mod report;
 pub mod resolve;
+pub mod saved_plan;
 pub mod schema;
 pub mod state;
 pub mod syntax;

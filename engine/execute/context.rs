@@ -1,0 +1,145 @@
+//! The execution context shared by every running step: runbook, scope, store, engines.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::OnceCell;
+
+use crate::actions::compose::ComposeTool;
+use crate::actions::docker::DockerClient;
+use crate::interpolate::{Mode, Scope};
+use crate::model::{ConnectionKind, SecretSource};
+use crate::report::Reporter;
+use crate::schema::ArgType;
+use crate::state::records::{Record, State};
+use crate::state::store::Store;
+use crate::LoadedRunbook;
+
+/// What the operator chose on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Maximum steps running at once.
+    pub parallelism: usize,
+    /// Manual steps confirmed with `--confirm STEP`.
+    pub confirm: BTreeSet<String>,
+    /// `--confirm-all`: every manual step is confirmed.
+    pub confirm_all: bool,
+    /// `--retry-interrupted`: rerun interrupted steps that have no check probe.
+    pub retry_interrupted: bool,
+    /// `--force`: undo file edits even when the file changed since.
+    pub force: bool,
+    /// `--target STEP` for undo.
+    pub target: Option<usize>,
+}
+
+/// Everything a running step needs, shared between concurrent steps.
+pub struct Context {
+    pub loaded: LoadedRunbook,
+    pub reporter: Reporter,
+    pub options: Options,
+    scope: RwLock<Scope>,
+    store: Mutex<Store>,
+    docker: OnceCell<DockerClient>,
+    compose: OnceCell<ComposeTool>,
+}
+
+impl Context {
+    /// Creates the context; secrets are prepared separately by [`Context::prepare_secrets`].
+    pub fn new(loaded: LoadedRunbook, scope: Scope, store: Store, reporter: Reporter, options: Options) -> Arc<Context> {
+        Arc::new(Context { loaded, reporter, options, scope: RwLock::new(scope), store: Mutex::new(store), docker: OnceCell::new(), compose: OnceCell::new() })
+    }
+
+    /// Appends a record to the journal durably.
+    pub fn record(&self, record: Record) -> Result<(), String> {
+        let mut store = self.store.lock().expect("store lock");
+        store.append(record).map_err(|error| format!("can't write the state journal: {error}"))
+    }
+
+    /// A copy of the current state.
+    pub fn state(&self) -> State {
+        self.store.lock().expect("store lock").state().clone()
+    }
+
+    /// Writes a snapshot and starts a fresh journal.
+    pub fn compact(&self) -> Result<(), String> {
+        self.store.lock().expect("store lock").compact().map_err(|error| error.to_string())
+    }
+
+    /// The state directory's path.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.store.lock().expect("store lock").dir().path().to_path_buf()
+    }
+
+    /// A copy of the current scope (variables, secrets, captures so far).
+    pub fn scope(&self) -> Scope {
+        self.scope.read().expect("scope lock").clone()
+    }
+
+    /// Adds captured values to the scope, registering sensitive ones for redaction.
+    pub fn add_captures(&self, captures: &BTreeMap<String, String>) {
+        let mut scope = self.scope.write().expect("scope lock");
+        for (name, value) in captures {
+            if scope.sensitive_captures.contains(name) {
+                self.reporter.add_secrets([value]);
+            }
+            scope.captures.insert(name.clone(), value.clone());
+        }
+    }
+
+    /// Generates secrets not in the state yet and reads env and file secrets.
+    pub fn prepare_secrets(&self) -> Result<(), String> {
+        let state = self.state();
+        for secret in &self.loaded.runbook.secrets {
+            let value = match &secret.source {
+                SecretSource::Generate { length, alphabet } => match state.secrets.get(&secret.name) {
+                    Some(value) => value.clone(),
+                    None => {
+                        let value = generate_secret(*length, alphabet);
+                        self.record(Record::SecretGenerated { name: secret.name.clone(), value: value.clone() })?;
+                        value
+                    }
+                },
+                SecretSource::Env(variable) => std::env::var(variable).map_err(|_| format!("secret `{}` reads environment variable {variable}, which is not set", secret.name))?,
+                SecretSource::File(path) => {
+                    let path = self.scope().render(path, ArgType::Text, Mode::Execute).map_err(|error| error.to_string())?;
+                    let text = std::fs::read_to_string(&path).map_err(|error| format!("secret `{}` can't be read from {path}: {error}", secret.name))?;
+                    text.trim().to_string()
+                }
+            };
+            self.reporter.add_secrets([&value]);
+            self.scope.write().expect("scope lock").secrets.insert(secret.name.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// The Docker client of a `docker` connection (or the local engine), connected once.
+    pub async fn docker(&self) -> Result<&DockerClient, String> {
+        self.docker
+            .get_or_try_init(|| async {
+                let url = self.docker_url()?;
+                DockerClient::connect(url.as_deref()).await.map_err(|error| error.to_string())
+            })
+            .await
+    }
+
+    fn docker_url(&self) -> Result<Option<String>, String> {
+        let Some(connection) = self.loaded.runbook.connections.iter().find(|connection| connection.kind == ConnectionKind::Docker) else { return Ok(None) };
+        match connection.args.get("url") {
+            Some(url) => self.scope().render_text(url, ArgType::Text, Mode::Execute).map(Some).map_err(|error| error.to_string()),
+            None => Ok(None),
+        }
+    }
+
+    /// The compose tool, detected once.
+    pub async fn compose(&self) -> Result<&ComposeTool, String> {
+        self.compose.get_or_try_init(|| async { ComposeTool::detect().await.map_err(|error| error.to_string()) }).await
+    }
+}
+
+/// Generates a random secret from the alphabet with the operating system's CSPRNG-seeded generator.
+pub fn generate_secret(length: usize, alphabet: &str) -> String {
+    use rand::Rng;
+    let characters: Vec<char> = alphabet.chars().collect();
+    let mut generator = rand::rng();
+    (0..length).map(|_| characters[generator.random_range(0..characters.len())]).collect()
+}
