@@ -2,8 +2,8 @@
 //! `remove_items` over text, plus `get` to read a value.
 //!
 //! Invariant: an edit changes only the lines of the key it touches. Comments, key order, quoting
-//! and indentation of every other line stay byte-identical, and an edit whose result already
-//! holds returns the input unchanged. Every result is parsed again with `serde-saphyr` and its
+//! and indentation of every other line stay byte-identical. An edit whose result is already in
+//! place returns the input unchanged. Every result is parsed again with `serde-saphyr` and its
 //! data compared with the expected document; on any difference the edit returns
 //! [`YamlEditError::Verification`] instead of a wrong text.
 //!
@@ -12,7 +12,7 @@
 //! - a non-empty mapping or sequence value, because `yaml-edit` 0.3 always indents a block value
 //!   two spaces right of its key (`MappingEntry::new` documents this), while a file may use four;
 //! - a new top-level key, because `yaml-edit` 0.3 writes it right after the last line of the
-//!   file, with no blank line before it and no newline after it.
+//!   file, comment lines included, with no blank line before it.
 //!
 //! Strings are written plain only when YAML 1.1 and 1.2 readers both read them back as strings;
 //! others, such as `"true"`, `"123"`, `"*"` or `"@matt:echo6.co"`, are double-quoted.
@@ -25,7 +25,7 @@ use serde_json::Value;
 
 pub use key_path::KeyPath;
 
-/// Why a key path could not be read or an edit could not be made.
+/// Errors of key path parsing and of YAML reads and edits, each naming the key path.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum YamlEditError {
     /// The key path text is malformed.
@@ -37,7 +37,9 @@ pub enum YamlEditError {
     InvalidPath { input: String, reason: String },
 
     /// The input text is not valid YAML.
-    #[error("cannot read `{path}`: the YAML is invalid at line {line}, column {column}: {message}")]
+    #[error(
+        "cannot read `{path}`: the YAML is invalid at line {line}, column {column}: {message}"
+    )]
     #[diagnostic(
         code(rb6::yaml::invalid_yaml),
         help("fix the file at that line, or restore it from its previous version")
@@ -49,7 +51,7 @@ pub enum YamlEditError {
         message: String,
     },
 
-    /// A key on the path holds something other than a mapping, so the path cannot go through it.
+    /// A key on the path has a value other than a mapping, so the path cannot go through it.
     #[error("cannot use `{path}`: `{at}` is {found}, not a mapping")]
     #[diagnostic(
         code(rb6::yaml::not_a_mapping),
@@ -61,7 +63,7 @@ pub enum YamlEditError {
         found: &'static str,
     },
 
-    /// The key holds something other than a sequence.
+    /// The value at the key is not a sequence.
     #[error("cannot use `{path}` as a list: it is {found}, not a sequence")]
     #[diagnostic(
         code(rb6::yaml::not_a_sequence),
@@ -74,7 +76,7 @@ pub enum YamlEditError {
     #[diagnostic(code(rb6::yaml::unsupported))]
     Unsupported { path: KeyPath, reason: String },
 
-    /// The edited text did not read back as the expected data; no text is returned.
+    /// The edited text did not read back as the expected data, so no text is returned.
     #[error("the edit of `{path}` was rejected because the result {reason}")]
     #[diagnostic(
         code(rb6::yaml::verification_failed),
@@ -91,7 +93,7 @@ pub fn get(text: &str, path: &KeyPath) -> Result<Option<Value>, YamlEditError> {
 
 /// Sets the value at `path`, replacing a scalar or a whole mapping or sequence, and creating
 /// missing mappings on the way. A new top-level key goes at the end of the file after one blank
-/// line; a new nested key goes after the last entry of its mapping, indented like its siblings.
+/// line. A new nested key goes after the last entry of its mapping, indented like its siblings.
 pub fn set(text: &str, path: &KeyPath, value: &Value) -> Result<String, YamlEditError> {
     let before = read_data(text, path)?;
     let mut expected = before.clone();
@@ -127,7 +129,8 @@ pub fn append(text: &str, path: &KeyPath, item: &Value) -> Result<String, YamlEd
     Ok(edited)
 }
 
-/// Removes the key at `path` with its value. Returns the text unchanged when the key is absent.
+/// Removes the key at `path` with its value. Comment lines above the key stay. Returns the text
+/// unchanged when the key is absent.
 pub fn remove(text: &str, path: &KeyPath) -> Result<String, YamlEditError> {
     let before = read_data(text, path)?;
     if !contains_key(&before, path)? {
@@ -261,7 +264,10 @@ fn lookup_mut<'a>(data: &'a mut Value, path: &KeyPath) -> Option<&'a mut Value> 
 
 /// Returns whether the key at `path` exists (with any value, null included).
 fn contains_key(data: &Value, path: &KeyPath) -> Result<bool, YamlEditError> {
-    let (last, parents) = path.segments().split_last().expect("a key path is never empty");
+    let (last, parents) = path
+        .segments()
+        .split_last()
+        .expect("a key path is never empty");
     let parent = if parents.is_empty() {
         Some(data)
     } else {
@@ -292,7 +298,10 @@ fn set_data(data: &mut Value, path: &KeyPath, value: Value) -> Result<(), YamlEd
 }
 
 fn remove_data(data: &mut Value, path: &KeyPath) {
-    let (last, parents) = path.segments().split_last().expect("a key path is never empty");
+    let (last, parents) = path
+        .segments()
+        .split_last()
+        .expect("a key path is never empty");
     let parent = if parents.is_empty() {
         Some(data)
     } else {

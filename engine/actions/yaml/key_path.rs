@@ -34,12 +34,12 @@ impl KeyPath {
         Ok(path)
     }
 
-    /// The keys, outermost first.
+    /// Returns the keys, outermost first.
     pub fn segments(&self) -> &[String] {
         &self.segments
     }
 
-    /// The path made of the first `len` segments.
+    /// Returns the path made of the first `len` segments.
     pub(super) fn prefix(&self, len: usize) -> KeyPath {
         KeyPath {
             segments: self.segments[..len].to_vec(),
@@ -97,7 +97,11 @@ impl fmt::Display for KeyPath {
                 f.write_str(".")?;
             }
             if needs_quotes(segment) {
-                write!(f, "\"{}\"", segment.replace('\\', "\\\\").replace('"', "\\\""))?;
+                write!(
+                    f,
+                    "\"{}\"",
+                    segment.replace('\\', "\\\\").replace('"', "\\\"")
+                )?;
             } else {
                 f.write_str(segment)?;
             }

@@ -1,15 +1,16 @@
 //! Writes JSON values as YAML text: scalars, flow collections, and block collections at a given
 //! column with the file's own indentation step.
 //!
-//! Invariant: a string is written plain only when YAML 1.1 readers (PyYAML, as Synapse uses) and
-//! YAML 1.2 readers both read it back as that same string; every other string is double-quoted.
+//! Invariant: a string is written plain only when YAML 1.1 readers (PyYAML, which Synapse uses)
+//! and YAML 1.2 readers both read it back as that same string. Every other string is
+//! double-quoted.
 
 use serde_json::{Map, Value};
 
 /// Returns the indentation step of a block-style YAML text, in spaces (2 when it has no nesting).
 ///
-/// Each line ending in `:` followed by a deeper line gives one sample (the difference between the
-/// key's column and the next line's indentation); the most frequent sample wins, the smaller one
+/// Each line ending in `:` followed by a deeper line gives one sample: the difference between the
+/// key's column and the next line's indentation. The most frequent sample wins, the smaller one
 /// on a tie. A `- key:` line counts its key's column, so a compact sequence adds no sample.
 pub(super) fn detect_indent_step(text: &str) -> usize {
     let mut counts = std::collections::BTreeMap::<usize, usize>::new();
@@ -106,8 +107,8 @@ fn block_mapping(map: &Map<String, Value>, column: usize, step: usize) -> String
         .collect()
 }
 
-/// Writes each item as `- item`; a collection item starts on the dash's line, its other lines
-/// two columns right of the dash (the compact form every YAML reader accepts).
+/// Writes each item as `- item`. A collection item starts on the dash's line and puts its other
+/// lines two columns right of the dash, the compact form that YAML 1.1 and 1.2 both define.
 fn block_sequence(items: &[Value], column: usize, step: usize) -> String {
     let dash = format!("{}- ", " ".repeat(column));
     let mut out = String::new();
@@ -166,7 +167,9 @@ pub(super) fn string(s: &str) -> String {
 const PLAIN_CHARS: &str = " -_./:@%?=&+~()$^;<>!*";
 
 /// Words that YAML 1.1 or 1.2 reads as a boolean or null, compared case-insensitively.
-const RESERVED_WORDS: [&str; 10] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"];
+const RESERVED_WORDS: [&str; 10] = [
+    "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
+];
 
 fn is_plain_safe(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
@@ -178,21 +181,28 @@ fn is_plain_safe(s: &str) -> bool {
     if s.ends_with([' ', ':']) || s.contains(": ") || s.contains(" #") {
         return false;
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || PLAIN_CHARS.contains(c)) {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || PLAIN_CHARS.contains(c))
+    {
         return false;
     }
-    if RESERVED_WORDS.iter().any(|word| s.eq_ignore_ascii_case(word)) {
+    if RESERVED_WORDS
+        .iter()
+        .any(|word| s.eq_ignore_ascii_case(word))
+    {
         return false;
     }
     !first.is_ascii_digit() || is_plain_safe_after_digit(s)
 }
 
-/// A string starting with a digit may read as an int, float, sexagesimal number or date. It stays
-/// plain only when it is a dotted version or address (`0.0.0.0`, `1.2.3`), or when it contains a
+/// Checks a string that starts with a digit, which may read as an int, float, sexagesimal number
+/// or date. It stays plain only when it is a dotted version or address (`0.0.0.0`, `1.2.3`), or when it contains a
 /// letter that no number uses or a character such as `/` that no number or date contains.
 fn is_plain_safe_after_digit(s: &str) -> bool {
     let dotted = s.split('.').count() >= 3
-        && s.split('.').all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+        && s.split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
     let non_numeric = s.chars().any(|c| {
         (c.is_ascii_alphabetic() && !"abcdefABCDEFxXoO".contains(c)) || "/@?=&%~ ".contains(c)
     });
@@ -273,7 +283,11 @@ mod tests {
             (json!(1.5e-7), "1.5e-7"),
         ];
         for (input, expected) in cases {
-            assert_eq!(inline(&input).unwrap(), expected, "rendering of number {input}");
+            assert_eq!(
+                inline(&input).unwrap(),
+                expected,
+                "rendering of number {input}"
+            );
         }
     }
 
@@ -290,7 +304,11 @@ list:
       z:
           - 2
 ";
-        assert_eq!(block(&value, 0, 4), expected, "block rendering with a 4-space step");
+        assert_eq!(
+            block(&value, 0, 4),
+            expected,
+            "block rendering with a 4-space step"
+        );
     }
 
     #[test]
@@ -308,7 +326,11 @@ list:
             ("# a:\n#       b\nx:\n   y: 1\n", 3),
         ];
         for (text, expected) in cases {
-            assert_eq!(detect_indent_step(text), expected, "indent step of {text:?}");
+            assert_eq!(
+                detect_indent_step(text),
+                expected,
+                "indent step of {text:?}"
+            );
         }
     }
 }

@@ -14,8 +14,8 @@ use super::render;
 use super::{KeyPath, YamlEditError};
 
 /// Sets `value` at `path`, creating missing mappings.
-/// `empty_document` tells that the text holds no data (only comments, blank lines, or nothing),
-/// which `yaml-edit` cannot always parse as a document; the key then goes at the end.
+/// `empty_document` is set when the text contains no data (only comments, blank lines, or nothing),
+/// which `yaml-edit` cannot always parse as a document. The key then goes at the end.
 pub(super) fn set(
     text: &str,
     path: &KeyPath,
@@ -25,7 +25,12 @@ pub(super) fn set(
     let step = render::detect_indent_step(text);
     if empty_document {
         let value = nest(&path.segments()[1..], value);
-        return Ok(append_top_level_entry(text, &path.segments()[0], &value, step));
+        return Ok(append_top_level_entry(
+            text,
+            &path.segments()[0],
+            &value,
+            step,
+        ));
     }
     let doc = parse_tree(text, path)?;
 
@@ -55,7 +60,8 @@ pub(super) fn append(text: &str, path: &KeyPath, item: &Value) -> Result<String,
     let item_text = if sequence.is_flow_style() {
         render::flow(item)
     } else {
-        render::inline(item).unwrap_or_else(|| render::block(item, 0, render::detect_indent_step(text)))
+        render::inline(item)
+            .unwrap_or_else(|| render::block(item, 0, render::detect_indent_step(text)))
     };
     let fragment = Fragment::parse(&item_text, path)?;
     sequence.push(fragment.as_yaml());
@@ -66,8 +72,8 @@ pub(super) fn append(text: &str, path: &KeyPath, item: &Value) -> Result<String,
 /// Removes the key at `path`, which exists.
 pub(super) fn remove(text: &str, path: &KeyPath) -> Result<String, YamlEditError> {
     let doc = parse_tree(text, path)?;
-    let (mapping, _) = locate_entry(&doc, path)?;
-    remove_key(&mapping, path);
+    let (mapping, entry) = locate_entry(&doc, path)?;
+    remove_key(&mapping, &entry);
     tracing::debug!(%path, "removed a key through yaml-edit");
     Ok(trim_new_trailing_blank_lines(text, doc.to_string()))
 }
@@ -84,7 +90,7 @@ pub(super) fn remove_items(
     let (mapping, entry) = locate_entry(&doc, path)?;
 
     if drop_key {
-        remove_key(&mapping, path);
+        remove_key(&mapping, &entry);
     } else {
         let sequence = sequence_of(&entry, path)?;
         for &index in indices.iter().rev() {
@@ -95,7 +101,7 @@ pub(super) fn remove_items(
     Ok(trim_new_trailing_blank_lines(text, doc.to_string()))
 }
 
-/// Where a key path ends in the syntax tree.
+/// The place in the syntax tree where a key path ends.
 enum Spot {
     /// The entry for segment `depth` exists in `mapping`. Either `depth` is the last segment, or
     /// the entry's value is null and the rest of the path has to be created under it.
@@ -121,13 +127,15 @@ fn locate(doc: &Document, path: &KeyPath) -> Result<Spot, YamlEditError> {
 
     let last = path.segments().len() - 1;
     for (depth, segment) in path.segments().iter().enumerate() {
-        let Some(entry) = mapping.find_entry_by_key(segment.as_str()) else {
+        let Some(entry) = find_entry(&mapping, segment) else {
             return Ok(Spot::Missing {
                 mapping: Some(mapping),
                 depth,
             });
         };
-        let child = entry.value_node().and_then(|node| node.as_mapping().cloned());
+        let child = entry
+            .value_node()
+            .and_then(|node| node.as_mapping().cloned());
         match child {
             Some(child) if depth < last => mapping = child,
             _ => {
@@ -142,7 +150,7 @@ fn locate(doc: &Document, path: &KeyPath) -> Result<Spot, YamlEditError> {
     unreachable!("the loop returns at the last segment")
 }
 
-/// Locates the entry of the last segment, which the data says exists.
+/// Locates the entry of the last segment, which exists in the parsed data.
 fn locate_entry(doc: &Document, path: &KeyPath) -> Result<(Mapping, MappingEntry), YamlEditError> {
     match locate(doc, path)? {
         Spot::Entry {
@@ -171,9 +179,22 @@ fn sequence_of(entry: &MappingEntry, path: &KeyPath) -> Result<Sequence, YamlEdi
         })
 }
 
-fn remove_key(mapping: &Mapping, path: &KeyPath) {
-    let key = path.segments().last().expect("a key path is never empty");
-    mapping.remove(key.as_str());
+/// Finds the entry whose key reads as `segment`. A plain key that YAML reads as another type
+/// (`8008:`, `true:`) matches its text, as the parsed data turns such keys into strings.
+fn find_entry(mapping: &Mapping, segment: &str) -> Option<MappingEntry> {
+    mapping.find_entry_by_key(segment).or_else(|| {
+        mapping.entries().find(|entry| {
+            let key = entry.key_node();
+            let scalar = key.as_ref().and_then(|key| key.as_scalar());
+            scalar.is_some_and(|scalar| !scalar.is_quoted() && scalar.value() == segment)
+        })
+    })
+}
+
+fn remove_key(mapping: &Mapping, entry: &MappingEntry) {
+    if let Some(key) = entry.key_node() {
+        mapping.remove(key);
+    }
 }
 
 /// Replaces the value of an existing entry. Scalars and anything in a flow mapping go through
@@ -217,7 +238,7 @@ fn splice_block_value(
     let colon = colon_after_key(text, entry, path)?;
     let key_line_end = line_end(text, colon);
 
-    // The lines from the key line to the end of the old value are rewritten; a comment that
+    // The lines from the key line to the end of the old value are rewritten. A comment that
     // followed the old value on its last line, or the key on its line, is kept on the key line.
     let old_value = entry
         .value_node()
@@ -244,7 +265,10 @@ fn splice_block_value(
             };
             (tail_start, rest)
         }
-        None => (key_line_end, text[colon + 1..key_line_end].trim_end().to_string()),
+        None => (
+            key_line_end,
+            text[colon + 1..key_line_end].trim_end().to_string(),
+        ),
     };
     if !key_line_rest.is_empty() && !key_line_rest.starts_with(' ') {
         key_line_rest.insert(0, ' ');
@@ -262,7 +286,7 @@ fn splice_block_value(
 }
 
 /// Adds a new entry for `key`. A top-level entry goes at the end of the file after one blank
-/// line, and a block collection under a nested key is spliced in as lines; a scalar under a
+/// line, and a block collection under a nested key is spliced in as lines. A scalar under a
 /// nested key, and anything in a flow mapping, goes through `yaml-edit`.
 fn insert_entry(
     text: &str,
@@ -311,14 +335,24 @@ fn append_top_level_entry(text: &str, key: &str, value: &Value, step: usize) -> 
         out.push('\n');
     }
     let entry = render::block_entry(key, value, 0, step);
-    out.push_str(if final_line_break { &entry } else { entry.trim_end_matches('\n') });
+    out.push_str(if final_line_break {
+        &entry
+    } else {
+        entry.trim_end_matches('\n')
+    });
     tracing::debug!(key, "appended a top-level key at the end of the file");
     out
 }
 
 /// Inserts `key:` with a block collection after the last entry of a nested block mapping, at
 /// the column of its entries.
-fn splice_nested_entry(text: &str, mapping: &Mapping, key: &str, value: &Value, step: usize) -> String {
+fn splice_nested_entry(
+    text: &str,
+    mapping: &Mapping,
+    key: &str,
+    value: &Value,
+    step: usize,
+) -> String {
     let column = mapping.entries().next().map_or(0, |first| {
         let start = first.byte_range().start as usize;
         start - line_start(text, start)
@@ -341,7 +375,11 @@ fn splice_nested_entry(text: &str, mapping: &Mapping, key: &str, value: &Value, 
 }
 
 /// Returns the byte offset of the `:` that ends the entry's key.
-fn colon_after_key(text: &str, entry: &MappingEntry, path: &KeyPath) -> Result<usize, YamlEditError> {
+fn colon_after_key(
+    text: &str,
+    entry: &MappingEntry,
+    path: &KeyPath,
+) -> Result<usize, YamlEditError> {
     let key_end = entry
         .key_node()
         .map(|key| key.byte_range().end as usize)
@@ -351,7 +389,10 @@ fn colon_after_key(text: &str, entry: &MappingEntry, path: &KeyPath) -> Result<u
     if text[colon..].starts_with(':') {
         Ok(colon)
     } else {
-        Err(unsupported_layout(path, "a key whose `:` is not on the key's line"))
+        Err(unsupported_layout(
+            path,
+            "a key whose `:` is not on the key's line",
+        ))
     }
 }
 
@@ -391,7 +432,9 @@ fn line_start(text: &str, offset: usize) -> usize {
 
 /// Returns the offset of the `\n` that ends the line holding `offset`, or the text length.
 fn line_end(text: &str, offset: usize) -> usize {
-    text[offset..].find('\n').map_or(text.len(), |newline| offset + newline)
+    text[offset..]
+        .find('\n')
+        .map_or(text.len(), |newline| offset + newline)
 }
 
 /// Parses `text` into a `yaml-edit` document and checks that it prints back byte for byte.
@@ -403,7 +446,8 @@ fn parse_tree(text: &str, path: &KeyPath) -> Result<Document, YamlEditError> {
     if doc.to_string() != text {
         return Err(YamlEditError::Unsupported {
             path: path.clone(),
-            reason: "the lossless YAML parser does not reproduce this file byte for byte".to_string(),
+            reason: "the lossless YAML parser does not reproduce this file byte for byte"
+                .to_string(),
         });
     }
     Ok(doc)
