@@ -3,4 +3,5 @@
 pub mod compose;
 pub mod docker;
 pub mod postgres;
+pub mod shell;
 pub mod yaml;
