@@ -2,6 +2,7 @@
 
 pub mod compose;
 pub mod docker;
+pub mod file;
 pub mod postgres;
 pub mod shell;
 pub mod yaml;
