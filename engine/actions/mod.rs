@@ -3,6 +3,7 @@
 pub mod compose;
 pub mod docker;
 pub mod file;
+pub mod http;
 pub mod postgres;
 pub mod shell;
 pub mod yaml;
