@@ -67,7 +67,11 @@ pub struct Attributes {
 
 impl Attributes {
     fn of(metadata: &fs::Metadata) -> Self {
-        Self { mode: metadata.mode() & PERMISSION_BITS, uid: metadata.uid(), gid: metadata.gid() }
+        Self {
+            mode: metadata.mode() & PERMISSION_BITS,
+            uid: metadata.uid(),
+            gid: metadata.gid(),
+        }
     }
 }
 
@@ -86,11 +90,21 @@ pub struct FileSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TreeEntry {
     /// A directory.
-    Directory { relative: PathBuf, attributes: Attributes },
+    Directory {
+        relative: PathBuf,
+        attributes: Attributes,
+    },
     /// A regular file.
-    File { relative: PathBuf, snapshot: FileSnapshot },
+    File {
+        relative: PathBuf,
+        snapshot: FileSnapshot,
+    },
     /// A symbolic link and its target, which is not followed.
-    Symlink { relative: PathBuf, target: PathBuf, attributes: Attributes },
+    Symlink {
+        relative: PathBuf,
+        target: PathBuf,
+        attributes: Attributes,
+    },
 }
 
 /// State of a path before a change, as much as undo needs.
@@ -104,7 +118,10 @@ pub enum Before {
     File(FileSnapshot),
     /// [`create_dir`] made the directories in `created`, outermost first. `existing` has the
     /// attributes of the target directory when it existed already.
-    Directory { created: Vec<PathBuf>, existing: Option<Attributes> },
+    Directory {
+        created: Vec<PathBuf>,
+        existing: Option<Attributes>,
+    },
     /// [`remove_dir`] removed this tree, listed parents before children.
     Tree(Vec<TreeEntry>),
 }
@@ -186,8 +203,15 @@ pub enum FileError {
     },
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FileError + 'a {
-    move |source| FileError::Io { action, path: path.to_path_buf(), source }
+fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> FileError + 'a {
+    move |source| FileError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Returns the lowercase hex SHA-256 of `bytes`.
@@ -203,7 +227,11 @@ pub fn current_sha256(path: &Path) -> Result<Option<String>, FileError> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(sha256_hex(&bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(FileError::Io { action: "read", path: path.to_path_buf(), source: e }),
+        Err(e) => Err(FileError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -212,40 +240,63 @@ pub fn diff(old: &str, new: &str) -> String {
     if old == new {
         return String::new();
     }
-    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header("before", "after").to_string()
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header("before", "after")
+        .to_string()
 }
 
 /// Writes `content` to `path` atomically, creating or replacing a regular file.
 ///
 /// `mode` sets the permission bits. With `None`, an existing file keeps its bits and owner
 /// and a new file gets `0o666` minus the umask. Symbolic links at `path` are followed.
-pub fn write_file(path: &Path, content: &[u8], mode: Option<u32>, owner: Option<&Owner>) -> Result<FileChange, FileError> {
+pub fn write_file(
+    path: &Path,
+    content: &[u8],
+    mode: Option<u32>,
+    owner: Option<&Owner>,
+) -> Result<FileChange, FileError> {
     let path = resolve_symlink(path)?;
     let before = snapshot_file(&path)?;
     let ids = resolve_owner(owner)?;
 
     let (mode, keep_ids) = match &before {
-        Before::File(previous) => (Some(mode.unwrap_or(previous.attributes.mode)), Some((previous.attributes.uid, previous.attributes.gid))),
+        Before::File(previous) => (
+            Some(mode.unwrap_or(previous.attributes.mode)),
+            Some((previous.attributes.uid, previous.attributes.gid)),
+        ),
         _ => (mode, None),
     };
     let ids = merge_ids(ids, keep_ids);
     atomic_write(&path, content, mode, ids)?;
     tracing::debug!(path = %path.display(), bytes = content.len(), "wrote file");
 
-    Ok(FileChange { path, before, after_sha256: Some(sha256_hex(content)) })
+    Ok(FileChange {
+        path,
+        before,
+        after_sha256: Some(sha256_hex(content)),
+    })
 }
 
 /// Copies the regular file `src` to `dst` atomically, as [`write_file`] does.
 ///
 /// With `mode` `None`, an existing `dst` keeps its bits and a new one gets the bits of `src`.
 // NOTE: the whole source file is read into memory.
-pub fn copy_file(src: &Path, dst: &Path, mode: Option<u32>, owner: Option<&Owner>) -> Result<FileChange, FileError> {
+pub fn copy_file(
+    src: &Path,
+    dst: &Path,
+    mode: Option<u32>,
+    owner: Option<&Owner>,
+) -> Result<FileChange, FileError> {
     let content = fs::read(src).map_err(io_error("read", src))?;
     let dst_exists = fs::metadata(dst).is_ok();
     let mode = match (mode, dst_exists) {
         (Some(mode), _) => Some(mode),
         (None, true) => None,
-        (None, false) => Some(fs::metadata(src).map_err(io_error("stat", src))?.mode() & PERMISSION_BITS),
+        (None, false) => {
+            Some(fs::metadata(src).map_err(io_error("stat", src))?.mode() & PERMISSION_BITS)
+        }
     };
 
     write_file(dst, &content, mode, owner)
@@ -255,13 +306,28 @@ pub fn copy_file(src: &Path, dst: &Path, mode: Option<u32>, owner: Option<&Owner
 ///
 /// `mode` and `owner` apply to `path` only (also when it exists already). Parents get the
 /// default `0o777` minus the umask. The change lists the directories created.
-pub fn create_dir(path: &Path, mode: Option<u32>, owner: Option<&Owner>) -> Result<FileChange, FileError> {
+pub fn create_dir(
+    path: &Path,
+    mode: Option<u32>,
+    owner: Option<&Owner>,
+) -> Result<FileChange, FileError> {
     let ids = resolve_owner(owner)?;
     let existing = match fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Some(Attributes::of(&meta)),
-        Ok(_) => return Err(FileError::WrongType { path: path.to_path_buf(), expected: "directory" }),
+        Ok(_) => {
+            return Err(FileError::WrongType {
+                path: path.to_path_buf(),
+                expected: "directory",
+            })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(FileError::Io { action: "stat", path: path.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(FileError::Io {
+                action: "stat",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
     };
 
     let missing = missing_ancestors(path);
@@ -270,7 +336,13 @@ pub fn create_dir(path: &Path, mode: Option<u32>, owner: Option<&Owner>) -> Resu
         match fs::DirBuilder::new().mode(0o777).create(dir) {
             Ok(()) => created.push(dir.clone()),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
-            Err(e) => return Err(FileError::Io { action: "create directory", path: dir.clone(), source: e }),
+            Err(e) => {
+                return Err(FileError::Io {
+                    action: "create directory",
+                    path: dir.clone(),
+                    source: e,
+                })
+            }
         }
         sync_parent(dir)?;
     }
@@ -278,7 +350,11 @@ pub fn create_dir(path: &Path, mode: Option<u32>, owner: Option<&Owner>) -> Resu
     apply_attributes(path, mode, ids)?;
     tracing::debug!(path = %path.display(), created = created.len(), "created directory");
 
-    Ok(FileChange { path: path.to_path_buf(), before: Before::Directory { created, existing }, after_sha256: None })
+    Ok(FileChange {
+        path: path.to_path_buf(),
+        before: Before::Directory { created, existing },
+        after_sha256: None,
+    })
 }
 
 /// Removes the directory `path` and everything under it, recording the tree for undo.
@@ -290,12 +366,25 @@ pub fn remove_dir(path: &Path) -> Result<FileChange, FileError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(FileChange { path: path.to_path_buf(), before: Before::Unchanged, after_sha256: None });
+            return Ok(FileChange {
+                path: path.to_path_buf(),
+                before: Before::Unchanged,
+                after_sha256: None,
+            });
         }
-        Err(e) => return Err(FileError::Io { action: "stat", path: path.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(FileError::Io {
+                action: "stat",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
     };
     if !meta.is_dir() {
-        return Err(FileError::WrongType { path: path.to_path_buf(), expected: "directory" });
+        return Err(FileError::WrongType {
+            path: path.to_path_buf(),
+            expected: "directory",
+        });
     }
 
     let tree = snapshot_tree(path)?;
@@ -303,7 +392,11 @@ pub fn remove_dir(path: &Path) -> Result<FileChange, FileError> {
     sync_parent(path)?;
     tracing::debug!(path = %path.display(), entries = tree.len(), "removed directory");
 
-    Ok(FileChange { path: path.to_path_buf(), before: Before::Tree(tree), after_sha256: None })
+    Ok(FileChange {
+        path: path.to_path_buf(),
+        before: Before::Tree(tree),
+        after_sha256: None,
+    })
 }
 
 /// Puts back the state recorded in `change`.
@@ -320,7 +413,9 @@ pub fn restore(change: &FileChange) -> Result<(), FileError> {
             let ids = Some((Some(snapshot.attributes.uid), Some(snapshot.attributes.gid)));
             atomic_write(path, &snapshot.content, Some(snapshot.attributes.mode), ids)
         }
-        Before::Directory { created, existing } => restore_created_dirs(path, created, existing.as_ref()),
+        Before::Directory { created, existing } => {
+            restore_created_dirs(path, created, existing.as_ref())
+        }
         Before::Tree(entries) => restore_tree(path, entries),
     }
 }
@@ -329,11 +424,19 @@ fn remove_file_if_present(path: &Path) -> Result<(), FileError> {
     match fs::remove_file(path) {
         Ok(()) => sync_parent(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(FileError::Io { action: "remove", path: path.to_path_buf(), source: e }),
+        Err(e) => Err(FileError::Io {
+            action: "remove",
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
-fn restore_created_dirs(path: &Path, created: &[PathBuf], existing: Option<&Attributes>) -> Result<(), FileError> {
+fn restore_created_dirs(
+    path: &Path,
+    created: &[PathBuf],
+    existing: Option<&Attributes>,
+) -> Result<(), FileError> {
     if let Some(attributes) = existing {
         set_attributes(path, attributes)?;
     }
@@ -343,9 +446,18 @@ fn restore_created_dirs(path: &Path, created: &[PathBuf], existing: Option<&Attr
             Ok(()) => sync_parent(dir)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
-                return Err(FileError::RestoreConflict { path: dir.clone(), reason: "the directory is not empty".into() });
+                return Err(FileError::RestoreConflict {
+                    path: dir.clone(),
+                    reason: "the directory is not empty".into(),
+                });
             }
-            Err(e) => return Err(FileError::Io { action: "remove directory", path: dir.clone(), source: e }),
+            Err(e) => {
+                return Err(FileError::Io {
+                    action: "remove directory",
+                    path: dir.clone(),
+                    source: e,
+                })
+            }
         }
     }
     Ok(())
@@ -353,26 +465,45 @@ fn restore_created_dirs(path: &Path, created: &[PathBuf], existing: Option<&Attr
 
 fn restore_tree(root: &Path, entries: &[TreeEntry]) -> Result<(), FileError> {
     if fs::symlink_metadata(root).is_ok() {
-        return Err(FileError::RestoreConflict { path: root.to_path_buf(), reason: "something exists at the path again".into() });
+        return Err(FileError::RestoreConflict {
+            path: root.to_path_buf(),
+            reason: "something exists at the path again".into(),
+        });
     }
 
     // Directory bits are set last, after their contents exist, so read-only directories work.
     let mut directories = Vec::new();
     for entry in entries {
         match entry {
-            TreeEntry::Directory { relative, attributes } => {
+            TreeEntry::Directory {
+                relative,
+                attributes,
+            } => {
                 let dir = root.join(relative);
-                fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io_error("create directory", &dir))?;
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(io_error("create directory", &dir))?;
                 directories.push((dir, *attributes));
             }
             TreeEntry::File { relative, snapshot } => {
                 let file = root.join(relative);
                 let ids = Some((Some(snapshot.attributes.uid), Some(snapshot.attributes.gid)));
-                atomic_write(&file, &snapshot.content, Some(snapshot.attributes.mode), ids)?;
+                atomic_write(
+                    &file,
+                    &snapshot.content,
+                    Some(snapshot.attributes.mode),
+                    ids,
+                )?;
             }
-            TreeEntry::Symlink { relative, target, attributes } => {
+            TreeEntry::Symlink {
+                relative,
+                target,
+                attributes,
+            } => {
                 let link = root.join(relative);
-                std::os::unix::fs::symlink(target, &link).map_err(io_error("create symlink", &link))?;
+                std::os::unix::fs::symlink(target, &link)
+                    .map_err(io_error("create symlink", &link))?;
                 chown_if_needed(&link, attributes.uid, attributes.gid, true)?;
             }
         }
@@ -389,14 +520,26 @@ fn snapshot_file(path: &Path) -> Result<Before, FileError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Before::Absent),
-        Err(e) => return Err(FileError::Io { action: "stat", path: path.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(FileError::Io {
+                action: "stat",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
     };
     if !meta.is_file() {
-        return Err(FileError::WrongType { path: path.to_path_buf(), expected: "regular file" });
+        return Err(FileError::WrongType {
+            path: path.to_path_buf(),
+            expected: "regular file",
+        });
     }
 
     let content = fs::read(path).map_err(io_error("read", path))?;
-    Ok(Before::File(FileSnapshot { content, attributes: Attributes::of(&meta) }))
+    Ok(Before::File(FileSnapshot {
+        content,
+        attributes: Attributes::of(&meta),
+    }))
 }
 
 fn snapshot_tree(root: &Path) -> Result<Vec<TreeEntry>, FileError> {
@@ -411,7 +554,10 @@ fn snapshot_tree(root: &Path) -> Result<Vec<TreeEntry>, FileError> {
         let kind = meta.file_type();
 
         if kind.is_dir() {
-            entries.push(TreeEntry::Directory { relative: relative.clone(), attributes });
+            entries.push(TreeEntry::Directory {
+                relative: relative.clone(),
+                attributes,
+            });
             let mut children: Vec<PathBuf> = fs::read_dir(&path)
                 .map_err(io_error("list", &path))?
                 .map(|child| child.map(|c| relative.join(c.file_name())))
@@ -422,13 +568,27 @@ fn snapshot_tree(root: &Path) -> Result<Vec<TreeEntry>, FileError> {
         } else if kind.is_file() {
             total += meta.len();
             if total > MAX_TREE_SNAPSHOT_BYTES {
-                return Err(FileError::TreeTooLarge { path: root.to_path_buf(), size: total, limit: MAX_TREE_SNAPSHOT_BYTES });
+                return Err(FileError::TreeTooLarge {
+                    path: root.to_path_buf(),
+                    size: total,
+                    limit: MAX_TREE_SNAPSHOT_BYTES,
+                });
             }
             let content = fs::read(&path).map_err(io_error("read", &path))?;
-            entries.push(TreeEntry::File { relative, snapshot: FileSnapshot { content, attributes } });
+            entries.push(TreeEntry::File {
+                relative,
+                snapshot: FileSnapshot {
+                    content,
+                    attributes,
+                },
+            });
         } else if kind.is_symlink() {
             let target = fs::read_link(&path).map_err(io_error("read symlink", &path))?;
-            entries.push(TreeEntry::Symlink { relative, target, attributes });
+            entries.push(TreeEntry::Symlink {
+                relative,
+                target,
+                attributes,
+            });
         } else {
             return Err(FileError::SpecialFile { path });
         }
@@ -438,23 +598,42 @@ fn snapshot_tree(root: &Path) -> Result<Vec<TreeEntry>, FileError> {
 
 /// Writes `content` to a temporary file next to `path`, syncs it, renames it over `path` and
 /// syncs the directory. `mode` `None` leaves the new file at `0o666` minus the umask.
-fn atomic_write(path: &Path, content: &[u8], mode: Option<u32>, ids: Option<OwnerIds>) -> Result<(), FileError> {
+fn atomic_write(
+    path: &Path,
+    content: &[u8],
+    mode: Option<u32>,
+    ids: Option<OwnerIds>,
+) -> Result<(), FileError> {
     let dir = parent_dir(path);
-    let name = path.file_name().ok_or_else(|| FileError::WrongType { path: path.to_path_buf(), expected: "regular file" })?;
-    let temp = dir.join(format!(".{}.rb6-{:016x}.tmp", name.to_string_lossy(), rand::random::<u64>()));
+    let name = path.file_name().ok_or_else(|| FileError::WrongType {
+        path: path.to_path_buf(),
+        expected: "regular file",
+    })?;
+    let temp = dir.join(format!(
+        ".{}.rb6-{:016x}.tmp",
+        name.to_string_lossy(),
+        rand::random::<u64>()
+    ));
 
     // A file whose mode is given starts private, so its content is never readable by others.
     let create_mode = if mode.is_some() { 0o600 } else { 0o666 };
     let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(create_mode).open(&temp).map_err(io_error("create", &temp))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(create_mode)
+            .open(&temp)
+            .map_err(io_error("create", &temp))?;
         file.write_all(content).map_err(io_error("write", &temp))?;
 
         // chown before chmod, because chown clears the setuid and setgid bits.
         if let Some((uid, gid)) = ids {
-            std::os::unix::fs::fchown(&file, uid, gid).map_err(io_error("change owner of", &temp))?;
+            std::os::unix::fs::fchown(&file, uid, gid)
+                .map_err(io_error("change owner of", &temp))?;
         }
         if let Some(mode) = mode {
-            file.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_error("change mode of", &temp))?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_error("change mode of", &temp))?;
         }
         file.sync_all().map_err(io_error("sync", &temp))?;
         fs::rename(&temp, path).map_err(io_error("rename temporary file onto", path))
@@ -475,7 +654,9 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 fn fsync_dir(dir: &Path) -> Result<(), FileError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error("sync directory", dir))
 }
 
 fn sync_parent(path: &Path) -> Result<(), FileError> {
@@ -484,7 +665,9 @@ fn sync_parent(path: &Path) -> Result<(), FileError> {
 
 fn resolve_symlink(path: &Path) -> Result<PathBuf, FileError> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).map_err(io_error("resolve symlink", path)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            fs::canonicalize(path).map_err(io_error("resolve symlink", path))
+        }
         _ => Ok(path.to_path_buf()),
     }
 }
@@ -501,19 +684,25 @@ fn missing_ancestors(path: &Path) -> Vec<PathBuf> {
     missing
 }
 
-fn apply_attributes(path: &Path, mode: Option<u32>, ids: Option<OwnerIds>) -> Result<(), FileError> {
+fn apply_attributes(
+    path: &Path,
+    mode: Option<u32>,
+    ids: Option<OwnerIds>,
+) -> Result<(), FileError> {
     if let Some((uid, gid)) = ids {
         std::os::unix::fs::chown(path, uid, gid).map_err(io_error("change owner of", path))?;
     }
     if let Some(mode) = mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_error("change mode of", path))?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(io_error("change mode of", path))?;
     }
     Ok(())
 }
 
 fn set_attributes(path: &Path, attributes: &Attributes) -> Result<(), FileError> {
     chown_if_needed(path, attributes.uid, attributes.gid, false)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(attributes.mode)).map_err(io_error("change mode of", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(attributes.mode))
+        .map_err(io_error("change mode of", path))
 }
 
 /// Changes the owner only when it differs, so restoring works without root for one's own files.
@@ -536,7 +725,9 @@ fn merge_ids(ids: Option<OwnerIds>, keep: Option<(u32, u32)>) -> Option<OwnerIds
         (None, None) => None,
         (Some(ids), None) => Some(ids),
         (None, Some((uid, gid))) => Some((Some(uid), Some(gid))),
-        (Some((uid, gid)), Some((keep_uid, keep_gid))) => Some((uid.or(Some(keep_uid)), gid.or(Some(keep_gid)))),
+        (Some((uid, gid)), Some((keep_uid, keep_gid))) => {
+            Some((uid.or(Some(keep_uid)), gid.or(Some(keep_gid))))
+        }
     }
 }
 
@@ -552,14 +743,18 @@ fn resolve_owner(owner: Option<&Owner>) -> Result<Option<OwnerIds>, FileError> {
 fn resolve_user(user: &Principal) -> Result<u32, FileError> {
     match user {
         Principal::Id(uid) => Ok(*uid),
-        Principal::Name(name) => lookup_user(name).ok_or_else(|| FileError::UserNotFound(name.clone())),
+        Principal::Name(name) => {
+            lookup_user(name).ok_or_else(|| FileError::UserNotFound(name.clone()))
+        }
     }
 }
 
 fn resolve_group(group: &Principal) -> Result<u32, FileError> {
     match group {
         Principal::Id(gid) => Ok(*gid),
-        Principal::Name(name) => lookup_group(name).ok_or_else(|| FileError::GroupNotFound(name.clone())),
+        Principal::Name(name) => {
+            lookup_group(name).ok_or_else(|| FileError::GroupNotFound(name.clone()))
+        }
     }
 }
 
@@ -571,7 +766,15 @@ fn lookup_user(name: &str) -> Option<u32> {
         // SAFETY: all pointers are valid for the call, and `buffer.len()` is the buffer's size.
         let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe { libc::getpwnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut result) };
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut result,
+            )
+        };
         if rc == libc::ERANGE && buffer.len() < 1 << 20 {
             buffer.resize(buffer.len() * 2, 0);
             continue;
@@ -588,7 +791,15 @@ fn lookup_group(name: &str) -> Option<u32> {
         // SAFETY: all pointers are valid for the call, and `buffer.len()` is the buffer's size.
         let mut entry: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe { libc::getgrnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut result) };
+        let rc = unsafe {
+            libc::getgrnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buffer.as_mut_ptr(),
+                buffer.len(),
+                &mut result,
+            )
+        };
         if rc == libc::ERANGE && buffer.len() < 1 << 20 {
             buffer.resize(buffer.len() * 2, 0);
             continue;

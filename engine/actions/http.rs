@@ -15,7 +15,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Headers whose values a transcript always replaces with [`REDACTED`], compared
 /// case-insensitively.
-pub const SENSITIVE_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "set-cookie"];
+pub const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 
 /// Text shown in place of a secret value.
 pub const REDACTED: &str = "(sensitive)";
@@ -95,7 +100,9 @@ pub enum HttpError {
 
     /// A header name or value is not valid in HTTP.
     #[error("invalid request header `{name}`")]
-    #[diagnostic(help("header names are tokens without spaces; values must not contain newlines"))]
+    #[diagnostic(help(
+        "header names are tokens without spaces; values must not contain newlines"
+    ))]
     InvalidHeader {
         /// Header name as given.
         name: String,
@@ -146,7 +153,13 @@ pub enum HttpError {
 impl HttpRequest {
     /// Builds a request with no headers, no body and [`DEFAULT_TIMEOUT`].
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
-        Self { method: method.into(), url: url.into(), headers: Vec::new(), body: None, timeout: DEFAULT_TIMEOUT }
+        Self {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
     }
 
     /// Sends the request without following redirects and reads the response.
@@ -158,18 +171,30 @@ impl HttpRequest {
         let started = Instant::now();
         tracing::debug!(method = %sent.method, url = %display_url(&sent.url), "sending HTTP request");
 
-        let mut response = client.execute(request).await.map_err(|e| self.client_error(&sent, e))?;
+        let mut response = client
+            .execute(request)
+            .await
+            .map_err(|e| self.client_error(&sent, e))?;
         let version = format!("{:?}", response.version());
         let status = response.status();
         let headers = response
             .headers()
             .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
             .collect();
 
         let mut body = Vec::new();
         let mut body_truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.client_error(&sent, e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.client_error(&sent, e))?
+        {
             let room = MAX_BODY_BYTES - body.len();
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);
@@ -217,7 +242,9 @@ impl HttpRequest {
         if let Some(body) = &self.body {
             builder = builder.body(body.clone());
         }
-        let request = builder.build().map_err(|e| self.client_error_for(&method, &url, e))?;
+        let request = builder
+            .build()
+            .map_err(|e| self.client_error_for(&method, &url, e))?;
 
         let sent = SentRequest {
             method: method.to_string(),
@@ -231,21 +258,45 @@ impl HttpRequest {
     fn client_error(&self, sent: &SentRequest, error: reqwest::Error) -> HttpError {
         let (method, url) = (sent.method.clone(), display_url(&sent.url));
         if error.is_timeout() {
-            HttpError::TimedOut { method, url, timeout: self.timeout }
+            HttpError::TimedOut {
+                method,
+                url,
+                timeout: self.timeout,
+            }
         } else if error.is_connect() {
-            HttpError::Connect { method, url, source: error.without_url() }
+            HttpError::Connect {
+                method,
+                url,
+                source: error.without_url(),
+            }
         } else {
-            HttpError::Transfer { method, url, source: error.without_url() }
+            HttpError::Transfer {
+                method,
+                url,
+                source: error.without_url(),
+            }
         }
     }
 
-    fn client_error_for(&self, method: &reqwest::Method, url: &reqwest::Url, error: reqwest::Error) -> HttpError {
-        HttpError::Transfer { method: method.to_string(), url: display_url(url.as_str()), source: error.without_url() }
+    fn client_error_for(
+        &self,
+        method: &reqwest::Method,
+        url: &reqwest::Url,
+        error: reqwest::Error,
+    ) -> HttpError {
+        HttpError::Transfer {
+            method: method.to_string(),
+            url: display_url(url.as_str()),
+            source: error.without_url(),
+        }
     }
 }
 
 fn parse_url(text: &str) -> Result<reqwest::Url, HttpError> {
-    let invalid = |reason: String| HttpError::InvalidUrl { url: display_url(text), reason };
+    let invalid = |reason: String| HttpError::InvalidUrl {
+        url: display_url(text),
+        reason,
+    };
     let url = reqwest::Url::parse(text).map_err(|e| invalid(e.to_string()))?;
     match url.scheme() {
         "http" | "https" => Ok(url),
@@ -267,7 +318,11 @@ fn display_url(url: &str) -> String {
 /// Lists the headers reqwest sends for this request: its defaults, then the request's own.
 // NOTE: this mirrors reqwest 0.12 with hyper 1 (Host, User-Agent, Accept: */*,
 // Content-Length); a header that hyper adds on its own would be missing here.
-fn sent_headers(url: &reqwest::Url, own: &[(String, String)], body: Option<&str>) -> Vec<(String, String)> {
+fn sent_headers(
+    url: &reqwest::Url,
+    own: &[(String, String)],
+    body: Option<&str>,
+) -> Vec<(String, String)> {
     let has = |name: &str| own.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
     let mut headers = Vec::new();
 
@@ -295,7 +350,9 @@ fn sent_headers(url: &reqwest::Url, own: &[(String, String)], body: Option<&str>
 }
 
 fn is_sensitive_header(name: &str) -> bool {
-    SENSITIVE_HEADERS.iter().any(|s| s.eq_ignore_ascii_case(name))
+    SENSITIVE_HEADERS
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(name))
 }
 
 impl HttpExchange {
@@ -307,7 +364,11 @@ impl HttpExchange {
     pub fn transcript(&self, redact: &dyn Fn(&str) -> String) -> String {
         let mut out = String::new();
         let target = request_target(&self.request.url);
-        out.push_str(&format!("> {} {} HTTP/1.1\n", self.request.method, redact(&target)));
+        out.push_str(&format!(
+            "> {} {} HTTP/1.1\n",
+            self.request.method,
+            redact(&target)
+        ));
         push_headers(&mut out, "> ", &self.request.headers, redact);
         out.push_str(">\n");
         if let Some(body) = &self.request.body {
@@ -330,13 +391,26 @@ impl HttpExchange {
 
     /// Returns the values of the response header `name` (case-insensitive), in order.
     pub fn header_values(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
-fn push_headers(out: &mut String, prefix: &str, headers: &[(String, String)], redact: &dyn Fn(&str) -> String) {
+fn push_headers(
+    out: &mut String,
+    prefix: &str,
+    headers: &[(String, String)],
+    redact: &dyn Fn(&str) -> String,
+) {
     for (name, value) in headers {
-        let displayed = if is_sensitive_header(name) { REDACTED.to_owned() } else { redact(value) };
+        let displayed = if is_sensitive_header(name) {
+            REDACTED.to_owned()
+        } else {
+            redact(value)
+        };
         out.push_str(&format!("{prefix}{name}: {displayed}\n"));
     }
 }
@@ -376,12 +450,17 @@ impl StatusMatch {
 
         if let Some(class) = lower.strip_suffix("xx") {
             let class: u8 = class.parse().map_err(|_| invalid())?;
-            return (1..=5).contains(&class).then_some(Self::Class(class)).ok_or_else(invalid);
+            return (1..=5)
+                .contains(&class)
+                .then_some(Self::Class(class))
+                .ok_or_else(invalid);
         }
         if let Some((low, high)) = lower.split_once('-') {
             let low = parse_code(low).ok_or_else(invalid)?;
             let high = parse_code(high).ok_or_else(invalid)?;
-            return (low <= high).then_some(Self::Range(low, high)).ok_or_else(invalid);
+            return (low <= high)
+                .then_some(Self::Range(low, high))
+                .ok_or_else(invalid);
         }
         let codes: Option<Vec<u16>> = lower.split(',').map(parse_code).collect();
         codes.map(Self::Codes).ok_or_else(invalid)
@@ -470,7 +549,10 @@ const MAX_OBSERVED_CHARS: usize = 200;
 
 /// Evaluates each condition on `exchange`, in order.
 pub fn evaluate(exchange: &HttpExchange, conditions: &[HttpCondition]) -> Vec<ConditionResult> {
-    conditions.iter().map(|condition| evaluate_one(exchange, condition)).collect()
+    conditions
+        .iter()
+        .map(|condition| evaluate_one(exchange, condition))
+        .collect()
 }
 
 fn evaluate_one(exchange: &HttpExchange, condition: &HttpCondition) -> ConditionResult {
@@ -481,11 +563,17 @@ fn evaluate_one(exchange: &HttpExchange, condition: &HttpCondition) -> Condition
         HttpCondition::JsonEquals { path, value } => check_json(exchange, path, value),
         HttpCondition::IsRedirect => check_redirect(exchange),
     };
-    ConditionResult { condition: condition.to_string(), passed, observed }
+    ConditionResult {
+        condition: condition.to_string(),
+        passed,
+        observed,
+    }
 }
 
 fn status_text(exchange: &HttpExchange) -> String {
-    format!("{} {}", exchange.status, exchange.reason).trim_end().to_owned()
+    format!("{} {}", exchange.status, exchange.reason)
+        .trim_end()
+        .to_owned()
 }
 
 fn check_header(exchange: &HttpExchange, name: &str, regex: &Regex) -> (bool, String) {
@@ -495,13 +583,21 @@ fn check_header(exchange: &HttpExchange, name: &str, regex: &Regex) -> (bool, St
     }
 
     let passed = values.iter().any(|v| regex.is_match(v));
-    let displayed: Vec<&str> = if is_sensitive_header(name) { vec![REDACTED] } else { values };
+    let displayed: Vec<&str> = if is_sensitive_header(name) {
+        vec![REDACTED]
+    } else {
+        values
+    };
     (passed, format!("{name}: {}", displayed.join(", ")))
 }
 
 fn check_body(exchange: &HttpExchange, text: &str) -> (bool, String) {
     let size = exchange.body.len();
-    let cut = if exchange.body_truncated { " (truncated)" } else { "" };
+    let cut = if exchange.body_truncated {
+        " (truncated)"
+    } else {
+        ""
+    };
     match exchange.body.find(text) {
         Some(offset) => (true, format!("found at byte {offset} of {size}{cut}")),
         None => (false, format!("not found in {size} bytes of body{cut}")),
@@ -523,8 +619,14 @@ fn check_json(exchange: &HttpExchange, path: &str, expected: &Value) -> (bool, S
 fn check_redirect(exchange: &HttpExchange) -> (bool, String) {
     let is_redirect_status = matches!(exchange.status, 301 | 302 | 303 | 307 | 308);
     match exchange.header_values("location").first() {
-        Some(location) => (is_redirect_status, format!("{}, Location: {location}", status_text(exchange))),
-        None => (false, format!("{}, no Location header", status_text(exchange))),
+        Some(location) => (
+            is_redirect_status,
+            format!("{}, Location: {location}", status_text(exchange)),
+        ),
+        None => (
+            false,
+            format!("{}, no Location header", status_text(exchange)),
+        ),
     }
 }
 
@@ -533,16 +635,20 @@ pub fn json_pointer(path: &str) -> String {
     if path.is_empty() || path.starts_with('/') {
         return path.to_owned();
     }
-    path.split('.').map(|key| format!("/{}", key.replace('~', "~0").replace('/', "~1"))).collect()
+    path.split('.')
+        .map(|key| format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 fn json_equal(found: &Value, expected: &Value) -> bool {
     match (found, expected) {
-        (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
-            (Some(x), Some(y), _, _) => x == y,
-            (_, _, Some(x), Some(y)) => x == y,
-            _ => a.as_f64() == b.as_f64(),
-        },
+        (Value::Number(a), Value::Number(b)) => {
+            match (a.as_i64(), b.as_i64(), a.as_u64(), b.as_u64()) {
+                (Some(x), Some(y), _, _) => x == y,
+                (_, _, Some(x), Some(y)) => x == y,
+                _ => a.as_f64() == b.as_f64(),
+            }
+        }
         _ => found == expected,
     }
 }

@@ -100,7 +100,9 @@ pub struct ShellOutcome {
 pub enum ShellError {
     /// The shell program could not be started.
     #[error("failed to start shell `{shell}`: {source}")]
-    #[diagnostic(help("check that the shell exists and is executable, and that `cwd` is an existing directory"))]
+    #[diagnostic(help(
+        "check that the shell exists and is executable, and that `cwd` is an existing directory"
+    ))]
     Spawn {
         /// Shell program that failed.
         shell: String,
@@ -115,7 +117,9 @@ pub enum ShellError {
 
     /// The script exited with a code outside `expect_exit`.
     #[error("script exited with code {}, expected {}{}", .outcome.exit_code, format_codes(.expected), format_tail(.stderr_tail))]
-    #[diagnostic(help("read the script output above; add the code to `expect_exit` if it means success"))]
+    #[diagnostic(help(
+        "read the script output above; add the code to `expect_exit` if it means success"
+    ))]
     UnexpectedExit {
         /// Exit codes that would have counted as success.
         expected: Vec<i32>,
@@ -184,13 +188,26 @@ where
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let mut guard = GroupGuard { pgid, child: Some(child), grace: spec.kill_grace };
+    let mut guard = GroupGuard {
+        pgid,
+        child: Some(child),
+        grace: spec.kill_grace,
+    };
 
     let mut out = StreamReader::new(Stream::Stdout, stdout);
     let mut err = StreamReader::new(Stream::Stderr, stderr);
     let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
 
-    let pumped = pump(&mut guard, stdin, spec.stdin.as_deref(), &mut out, &mut err, deadline, &mut on_line).await;
+    let pumped = pump(
+        &mut guard,
+        stdin,
+        spec.stdin.as_deref(),
+        &mut out,
+        &mut err,
+        deadline,
+        &mut on_line,
+    )
+    .await;
     out.finish(&mut on_line);
     err.finish(&mut on_line);
 
@@ -238,7 +255,11 @@ fn spawn(spec: &ShellSpec) -> Result<Child, ShellError> {
         .arg("-c")
         .arg(&spec.script)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(if spec.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -246,7 +267,10 @@ fn spawn(spec: &ShellSpec) -> Result<Child, ShellError> {
         command.current_dir(cwd);
     }
 
-    command.spawn().map_err(|source| ShellError::Spawn { shell: spec.shell.clone(), source })
+    command.spawn().map_err(|source| ShellError::Spawn {
+        shell: spec.shell.clone(),
+        source,
+    })
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -275,7 +299,10 @@ async fn pump<F: FnMut(Stream, &str)>(
     deadline: Option<tokio::time::Instant>,
     on_line: &mut F,
 ) -> Result<ExitStatus, PumpError> {
-    let child = guard.child.as_mut().expect("child is present until the guard is disarmed");
+    let child = guard
+        .child
+        .as_mut()
+        .expect("child is present until the guard is disarmed");
     let mut feed: Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match (stdin, input) {
         (Some(pipe), Some(text)) => Box::pin(write_stdin(pipe, text.as_bytes().to_vec())),
         _ => Box::pin(std::future::ready(())),
@@ -494,12 +521,18 @@ mod tests {
     use super::*;
 
     fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     fn run_collect(spec: &ShellSpec) -> (Result<ShellOutcome, ShellError>, Vec<(Stream, String)>) {
         let mut lines = Vec::new();
-        let result = runtime().block_on(run(spec, |stream, line| lines.push((stream, line.to_owned()))));
+        let result = runtime().block_on(run(spec, |stream, line| {
+            lines.push((stream, line.to_owned()))
+        }));
         (result, lines)
     }
 
@@ -533,7 +566,11 @@ mod tests {
                     return pid;
                 }
             }
-            assert!(Instant::now() < deadline, "script never wrote its pid file {}", path.display());
+            assert!(
+                Instant::now() < deadline,
+                "script never wrote its pid file {}",
+                path.display()
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -547,9 +584,18 @@ mod tests {
         assert_eq!(outcome.exit_code, 0, "exit code");
         assert_eq!(outcome.stdout, "one\nthree", "captured stdout");
         assert_eq!(outcome.stderr, "two\n", "captured stderr");
-        assert!(lines.contains(&(Stream::Stdout, "one".into())), "callback missed stdout line: {lines:?}");
-        assert!(lines.contains(&(Stream::Stderr, "two".into())), "callback missed stderr line: {lines:?}");
-        assert!(lines.contains(&(Stream::Stdout, "three".into())), "callback missed last line without newline: {lines:?}");
+        assert!(
+            lines.contains(&(Stream::Stdout, "one".into())),
+            "callback missed stdout line: {lines:?}"
+        );
+        assert!(
+            lines.contains(&(Stream::Stderr, "two".into())),
+            "callback missed stderr line: {lines:?}"
+        );
+        assert!(
+            lines.contains(&(Stream::Stdout, "three".into())),
+            "callback missed last line without newline: {lines:?}"
+        );
         assert_eq!(lines.len(), 3, "callback line count: {lines:?}");
     }
 
@@ -560,10 +606,18 @@ mod tests {
         let error = result.expect_err("exit 3 should fail when 0 is expected");
         let message = error.to_string();
 
-        assert!(message.contains("code 3"), "message lacks the exit code: {message}");
-        assert!(message.contains("disk full"), "message lacks stderr tail: {message}");
+        assert!(
+            message.contains("code 3"),
+            "message lacks the exit code: {message}"
+        );
+        assert!(
+            message.contains("disk full"),
+            "message lacks stderr tail: {message}"
+        );
         match error {
-            ShellError::UnexpectedExit { outcome, .. } => assert_eq!(outcome.exit_code, 3, "outcome exit code"),
+            ShellError::UnexpectedExit { outcome, .. } => {
+                assert_eq!(outcome.exit_code, 3, "outcome exit code")
+            }
             other => panic!("expected UnexpectedExit, got {other:?}"),
         }
     }
@@ -574,7 +628,11 @@ mod tests {
         spec.expect_exit = vec![0, 3];
         let (result, _) = run_collect(&spec);
 
-        assert_eq!(result.expect("exit 3 is expected").exit_code, 3, "exit code");
+        assert_eq!(
+            result.expect("exit 3 is expected").exit_code,
+            3,
+            "exit code"
+        );
     }
 
     #[test]
@@ -586,7 +644,10 @@ mod tests {
         spec.cwd = Some(dir.path().to_path_buf());
         let (result, _) = run_collect(&spec);
         let outcome = result.expect("script should succeed");
-        let expected = format!("from stdin\nhello world|{}\n", dir.path().canonicalize().unwrap().display());
+        let expected = format!(
+            "from stdin\nhello world|{}\n",
+            dir.path().canonicalize().unwrap().display()
+        );
 
         assert_eq!(outcome.stdout, expected, "stdout");
     }
@@ -597,7 +658,11 @@ mod tests {
         spec.expect_exit = vec![137];
         let (result, _) = run_collect(&spec);
 
-        assert_eq!(result.expect("137 is expected").exit_code, 137, "exit code for SIGKILL");
+        assert_eq!(
+            result.expect("137 is expected").exit_code,
+            137,
+            "exit code for SIGKILL"
+        );
     }
 
     #[test]
@@ -606,53 +671,89 @@ mod tests {
         spec.shell = "/nonexistent/shell".into();
         let (result, _) = run_collect(&spec);
 
-        assert!(matches!(result, Err(ShellError::Spawn { .. })), "expected Spawn error, got {result:?}");
+        assert!(
+            matches!(result, Err(ShellError::Spawn { .. })),
+            "expected Spawn error, got {result:?}"
+        );
     }
 
     #[test]
     fn timeout_kills_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("bg.pid");
-        let mut spec = ShellSpec::new(format!("sleep 30 & echo $! > {}; echo started; sleep 30", pid_file.display()));
+        let mut spec = ShellSpec::new(format!(
+            "sleep 30 & echo $! > {}; echo started; sleep 30",
+            pid_file.display()
+        ));
         spec.timeout = Some(Duration::from_millis(500));
         let started = Instant::now();
         let (result, lines) = run_collect(&spec);
         let elapsed = started.elapsed();
 
-        assert!(matches!(result, Err(ShellError::TimedOut { .. })), "expected TimedOut, got {result:?}");
-        assert!(elapsed < Duration::from_secs(5), "timeout took {elapsed:?}, SIGTERM should be enough");
-        assert!(lines.contains(&(Stream::Stdout, "started".into())), "output before the timeout is lost: {lines:?}");
+        assert!(
+            matches!(result, Err(ShellError::TimedOut { .. })),
+            "expected TimedOut, got {result:?}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "timeout took {elapsed:?}, SIGTERM should be enough"
+        );
+        assert!(
+            lines.contains(&(Stream::Stdout, "started".into())),
+            "output before the timeout is lost: {lines:?}"
+        );
         let background = read_pid(&pid_file);
-        assert!(wait_until_stopped(background, Duration::from_secs(2)), "background process {background} still runs");
+        assert!(
+            wait_until_stopped(background, Duration::from_secs(2)),
+            "background process {background} still runs"
+        );
     }
 
     #[test]
     fn timeout_escalates_to_sigkill() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("stubborn.pid");
-        let mut spec = ShellSpec::new(format!("trap '' TERM; sleep 30 & echo $! > {}; wait", pid_file.display()));
+        let mut spec = ShellSpec::new(format!(
+            "trap '' TERM; sleep 30 & echo $! > {}; wait",
+            pid_file.display()
+        ));
         spec.timeout = Some(Duration::from_millis(300));
         spec.kill_grace = Duration::from_millis(300);
         let (result, _) = run_collect(&spec);
 
-        assert!(matches!(result, Err(ShellError::TimedOut { .. })), "expected TimedOut, got {result:?}");
+        assert!(
+            matches!(result, Err(ShellError::TimedOut { .. })),
+            "expected TimedOut, got {result:?}"
+        );
         let stubborn = read_pid(&pid_file);
-        assert!(wait_until_stopped(stubborn, Duration::from_secs(2)), "process {stubborn} ignoring SIGTERM still runs");
+        assert!(
+            wait_until_stopped(stubborn, Duration::from_secs(2)),
+            "process {stubborn} ignoring SIGTERM still runs"
+        );
     }
 
     #[test]
     fn dropped_future_kills_group() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("bg.pid");
-        let spec = ShellSpec::new(format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display()));
+        let spec = ShellSpec::new(format!(
+            "sleep 30 & echo $! > {}; sleep 30",
+            pid_file.display()
+        ));
         let rt = runtime();
         let cancelled = rt.block_on(async {
             tokio::time::timeout(Duration::from_millis(500), run(&spec, |_, _| {})).await
         });
 
-        assert!(cancelled.is_err(), "the script should still have been running");
+        assert!(
+            cancelled.is_err(),
+            "the script should still have been running"
+        );
         let background = read_pid(&pid_file);
-        assert!(wait_until_stopped(background, Duration::from_secs(2)), "background process {background} survived cancellation");
+        assert!(
+            wait_until_stopped(background, Duration::from_secs(2)),
+            "background process {background} survived cancellation"
+        );
     }
 
     #[test]
@@ -660,22 +761,39 @@ mod tests {
         // 3 MiB of numbered 16-byte lines ("%015d\n").
         let spec = ShellSpec::new("seq -f '%015g' 1 196608");
         let mut count = 0usize;
-        let outcome = runtime().block_on(run(&spec, |_, _| count += 1)).expect("seq should succeed");
+        let outcome = runtime()
+            .block_on(run(&spec, |_, _| count += 1))
+            .expect("seq should succeed");
 
         assert_eq!(outcome.stdout.len(), MAX_CAPTURE_BYTES, "capture size");
-        assert!(outcome.stdout.ends_with("000000000196608\n"), "capture lacks the last line");
-        assert_eq!(count, 196608, "callback should see every line, not only the captured ones");
+        assert!(
+            outcome.stdout.ends_with("000000000196608\n"),
+            "capture lacks the last line"
+        );
+        assert_eq!(
+            count, 196608,
+            "callback should see every line, not only the captured ones"
+        );
     }
 
     #[test]
     fn long_line_is_split_for_callback() {
         let spec = ShellSpec::new("head -c 200000 /dev/zero | tr '\\0' x");
         let mut lengths = Vec::new();
-        let outcome = runtime().block_on(run(&spec, |_, line| lengths.push(line.len()))).unwrap();
+        let outcome = runtime()
+            .block_on(run(&spec, |_, line| lengths.push(line.len())))
+            .unwrap();
 
         assert_eq!(outcome.stdout.len(), 200000, "captured length");
-        assert!(lengths.iter().all(|&n| n <= MAX_LINE_BYTES), "a callback line exceeds the limit: {lengths:?}");
-        assert_eq!(lengths.iter().sum::<usize>(), 200000, "callback lines lost bytes");
+        assert!(
+            lengths.iter().all(|&n| n <= MAX_LINE_BYTES),
+            "a callback line exceeds the limit: {lengths:?}"
+        );
+        assert_eq!(
+            lengths.iter().sum::<usize>(),
+            200000,
+            "callback lines lost bytes"
+        );
     }
 
     #[test]
@@ -710,9 +828,25 @@ mod tests {
             let (result, _) = run_collect(&spec);
             let outcome = result.unwrap_or_else(|e| panic!("script for {value:?} failed: {e}"));
 
-            assert_eq!(outcome.stdout, format!("{value}\0"), "value {value:?} quoted as {quoted} did not arrive as one exact argument");
+            assert_eq!(
+                outcome.stdout,
+                format!("{value}\0"),
+                "value {value:?} quoted as {quoted} did not arrive as one exact argument"
+            );
         }
-        assert!(!dir.path().join("pwned").exists(), "a quoted value ran a command");
+        assert!(
+            !dir.path().join("pwned").exists(),
+            "a quoted value ran a command"
+        );
+    }
+
+    #[test]
+    fn run_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let spec = ShellSpec::new("true");
+        let future = run(&spec, |_, _| {});
+
+        assert_send(&future);
     }
 
     #[test]

@@ -19,7 +19,10 @@ pub struct BlockMarkers {
 impl BlockMarkers {
     /// Builds markers for block `name` with the `#` comment prefix.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), comment: "#".to_owned() }
+        Self {
+            name: name.into(),
+            comment: "#".to_owned(),
+        }
     }
 
     /// Returns the opening marker line, without line ending.
@@ -99,7 +102,12 @@ pub enum BlockError {
 ///
 /// New lines use the line ending of the first line of `text` (LF when it has none). A trailing
 /// newline of `block` is ignored.
-pub fn insert_block(text: &str, markers: &BlockMarkers, block: &str, position: &BlockPosition) -> Result<String, BlockError> {
+pub fn insert_block(
+    text: &str,
+    markers: &BlockMarkers,
+    block: &str,
+    position: &BlockPosition,
+) -> Result<String, BlockError> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let eol = line_ending(&lines);
     let mut new_lines = block_lines(markers, block, eol)?;
@@ -148,7 +156,10 @@ pub fn remove_block(text: &str, markers: &BlockMarkers) -> Result<String, BlockE
 }
 
 /// Returns the (BEGIN, END) line indexes of the block, or `None` when it is absent.
-fn find_block(lines: &[&str], markers: &BlockMarkers) -> Result<Option<(usize, usize)>, BlockError> {
+fn find_block(
+    lines: &[&str],
+    markers: &BlockMarkers,
+) -> Result<Option<(usize, usize)>, BlockError> {
     let (begin_marker, end_marker) = (markers.begin(), markers.end());
     let begins: Vec<usize> = positions(lines, &begin_marker);
     let ends: Vec<usize> = positions(lines, &end_marker);
@@ -156,16 +167,26 @@ fn find_block(lines: &[&str], markers: &BlockMarkers) -> Result<Option<(usize, u
     match (begins.as_slice(), ends.as_slice()) {
         ([], []) => Ok(None),
         ([begin], [end]) if begin < end => Ok(Some((*begin, *end))),
-        _ => Err(BlockError::Malformed { name: markers.name.clone(), begins: begins.len(), ends: ends.len() }),
+        _ => Err(BlockError::Malformed {
+            name: markers.name.clone(),
+            begins: begins.len(),
+            ends: ends.len(),
+        }),
     }
 }
 
 fn positions(lines: &[&str], marker: &str) -> Vec<usize> {
-    lines.iter().enumerate().filter(|(_, line)| line_content(line).trim_end() == marker).map(|(i, _)| i).collect()
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line_content(line).trim_end() == marker)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn insertion_index(lines: &[&str], position: &BlockPosition) -> Option<usize> {
-    let first = |matches: &dyn Fn(&str) -> bool| lines.iter().position(|line| matches(line_content(line)));
+    let first =
+        |matches: &dyn Fn(&str) -> bool| lines.iter().position(|line| matches(line_content(line)));
     match position {
         BlockPosition::End => Some(lines.len()),
         BlockPosition::AfterRegex(re) => first(&|l| re.is_match(l)).map(|i| i + 1),
@@ -186,7 +207,10 @@ fn block_lines(markers: &BlockMarkers, block: &str, eol: &str) -> Result<Vec<Str
         for line in body.split('\n') {
             let line = line.strip_suffix('\r').unwrap_or(line);
             if line.trim_end() == begin || line.trim_end() == end {
-                return Err(BlockError::MarkerInContent { name: markers.name.clone(), marker: line.to_owned() });
+                return Err(BlockError::MarkerInContent {
+                    name: markers.name.clone(),
+                    marker: line.to_owned(),
+                });
             }
             lines.push(format!("{line}{eol}"));
         }
@@ -259,8 +283,10 @@ mod tests {
         for text in TEXTS {
             for position in positions() {
                 for block in ["x = 1\ny = 2\n", "x = 1", "", "\n", "only\r\n"] {
-                    let inserted = insert_block(text, &markers(), block, &position)
-                        .unwrap_or_else(|e| panic!("insert into {text:?} at {position:?} failed: {e}"));
+                    let inserted =
+                        insert_block(text, &markers(), block, &position).unwrap_or_else(|e| {
+                            panic!("insert into {text:?} at {position:?} failed: {e}")
+                        });
                     let removed = remove_block(&inserted, &markers()).unwrap();
 
                     assert_eq!(&removed, text, "round trip of {text:?} at {position:?} with block {block:?} via {inserted:?}");
@@ -276,7 +302,10 @@ mod tests {
                 let once = insert_block(text, &markers(), "x = 1\n", &position).unwrap();
                 let twice = insert_block(&once, &markers(), "x = 1\n", &position).unwrap();
 
-                assert_eq!(once, twice, "second insert into {text:?} at {position:?} changed the text");
+                assert_eq!(
+                    once, twice,
+                    "second insert into {text:?} at {position:?} changed the text"
+                );
             }
         }
     }
@@ -284,12 +313,36 @@ mod tests {
     #[test]
     fn insert_places_block() {
         let cases: Vec<(&str, BlockPosition, &str)> = vec![
-            ("a\nb\n", BlockPosition::End, "a\nb\n# BEGIN rb6 ssh\nx\n# END rb6 ssh\n"),
-            ("a\nb", BlockPosition::End, "a\nb\n# BEGIN rb6 ssh\nx\n# END rb6 ssh"),
-            ("", BlockPosition::End, "# BEGIN rb6 ssh\nx\n# END rb6 ssh\n"),
-            ("a\nb\nb\n", BlockPosition::AfterLine("b".into()), "a\nb\n# BEGIN rb6 ssh\nx\n# END rb6 ssh\nb\n"),
-            ("a\nb\n", BlockPosition::BeforeRegex(Regex::new("^a$").unwrap()), "# BEGIN rb6 ssh\nx\n# END rb6 ssh\na\nb\n"),
-            ("a\r\nb\r\n", BlockPosition::AfterLine("a".into()), "a\r\n# BEGIN rb6 ssh\r\nx\r\n# END rb6 ssh\r\nb\r\n"),
+            (
+                "a\nb\n",
+                BlockPosition::End,
+                "a\nb\n# BEGIN rb6 ssh\nx\n# END rb6 ssh\n",
+            ),
+            (
+                "a\nb",
+                BlockPosition::End,
+                "a\nb\n# BEGIN rb6 ssh\nx\n# END rb6 ssh",
+            ),
+            (
+                "",
+                BlockPosition::End,
+                "# BEGIN rb6 ssh\nx\n# END rb6 ssh\n",
+            ),
+            (
+                "a\nb\nb\n",
+                BlockPosition::AfterLine("b".into()),
+                "a\nb\n# BEGIN rb6 ssh\nx\n# END rb6 ssh\nb\n",
+            ),
+            (
+                "a\nb\n",
+                BlockPosition::BeforeRegex(Regex::new("^a$").unwrap()),
+                "# BEGIN rb6 ssh\nx\n# END rb6 ssh\na\nb\n",
+            ),
+            (
+                "a\r\nb\r\n",
+                BlockPosition::AfterLine("a".into()),
+                "a\r\n# BEGIN rb6 ssh\r\nx\r\n# END rb6 ssh\r\nb\r\n",
+            ),
         ];
 
         for (text, position, expected) in cases {
@@ -304,15 +357,25 @@ mod tests {
         let text = "a\n# BEGIN rb6 ssh\nold\n# END rb6 ssh\nb\n";
         let replaced = insert_block(text, &markers(), "new 1\nnew 2", &BlockPosition::End).unwrap();
 
-        assert_eq!(replaced, "a\n# BEGIN rb6 ssh\nnew 1\nnew 2\n# END rb6 ssh\nb\n", "block not replaced in place");
+        assert_eq!(
+            replaced, "a\n# BEGIN rb6 ssh\nnew 1\nnew 2\n# END rb6 ssh\nb\n",
+            "block not replaced in place"
+        );
     }
 
     #[test]
     fn custom_comment_prefix() {
-        let markers = BlockMarkers { name: "pool".into(), comment: ";".into() };
-        let inserted = insert_block("[www]\n", &markers, "pm = static", &BlockPosition::End).unwrap();
+        let markers = BlockMarkers {
+            name: "pool".into(),
+            comment: ";".into(),
+        };
+        let inserted =
+            insert_block("[www]\n", &markers, "pm = static", &BlockPosition::End).unwrap();
 
-        assert_eq!(inserted, "[www]\n; BEGIN rb6 pool\npm = static\n; END rb6 pool\n", "markers with ';' prefix");
+        assert_eq!(
+            inserted, "[www]\n; BEGIN rb6 pool\npm = static\n; END rb6 pool\n",
+            "markers with ';' prefix"
+        );
     }
 
     #[test]
@@ -321,7 +384,10 @@ mod tests {
         let inserted = insert_block(text, &markers(), "x", &BlockPosition::End).unwrap();
         let removed = remove_block(&inserted, &markers()).unwrap();
 
-        assert!(inserted.starts_with(text), "other block changed: {inserted:?}");
+        assert!(
+            inserted.starts_with(text),
+            "other block changed: {inserted:?}"
+        );
         assert_eq!(removed, text, "removing one block touched another");
     }
 
@@ -329,7 +395,11 @@ mod tests {
     fn remove_absent_block_keeps_text() {
         let text = "a\r\nb";
 
-        assert_eq!(remove_block(text, &markers()).unwrap(), text, "text without the block changed");
+        assert_eq!(
+            remove_block(text, &markers()).unwrap(),
+            text,
+            "text without the block changed"
+        );
     }
 
     #[test]
@@ -345,22 +415,44 @@ mod tests {
             let inserted = insert_block(text, &markers(), "x", &BlockPosition::End);
             let removed = remove_block(text, &markers());
 
-            assert!(matches!(inserted, Err(BlockError::Malformed { .. })), "insert accepted malformed {text:?}");
-            assert!(matches!(removed, Err(BlockError::Malformed { .. })), "remove accepted malformed {text:?}");
+            assert!(
+                matches!(inserted, Err(BlockError::Malformed { .. })),
+                "insert accepted malformed {text:?}"
+            );
+            assert!(
+                matches!(removed, Err(BlockError::Malformed { .. })),
+                "remove accepted malformed {text:?}"
+            );
         }
     }
 
     #[test]
     fn missing_anchor_is_rejected() {
-        let result = insert_block("a\n", &markers(), "x", &BlockPosition::AfterLine("nope".into()));
+        let result = insert_block(
+            "a\n",
+            &markers(),
+            "x",
+            &BlockPosition::AfterLine("nope".into()),
+        );
 
-        assert!(matches!(result, Err(BlockError::AnchorNotFound { .. })), "got {result:?}");
+        assert!(
+            matches!(result, Err(BlockError::AnchorNotFound { .. })),
+            "got {result:?}"
+        );
     }
 
     #[test]
     fn marker_inside_content_is_rejected() {
-        let result = insert_block("a\n", &markers(), "x\n# END rb6 ssh\ny", &BlockPosition::End);
+        let result = insert_block(
+            "a\n",
+            &markers(),
+            "x\n# END rb6 ssh\ny",
+            &BlockPosition::End,
+        );
 
-        assert!(matches!(result, Err(BlockError::MarkerInContent { .. })), "got {result:?}");
+        assert!(
+            matches!(result, Err(BlockError::MarkerInContent { .. })),
+            "got {result:?}"
+        );
     }
 }

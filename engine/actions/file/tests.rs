@@ -28,26 +28,49 @@ fn write_new_file_then_restore_removes_it() {
     assert_eq!(fs::read(&path).unwrap(), b"port = 80\n", "content");
     assert_eq!(mode_of(&path), 0o640, "mode");
     assert_eq!(change.before, Before::Absent, "before state");
-    assert_eq!(change.after_sha256, Some(sha256_hex(b"port = 80\n")), "after hash");
-    assert_eq!(current_sha256(&path).unwrap(), change.after_sha256, "current hash matches after hash");
-    assert!(leftover_temp_files(dir.path()).is_empty(), "temporary file left behind");
+    assert_eq!(
+        change.after_sha256,
+        Some(sha256_hex(b"port = 80\n")),
+        "after hash"
+    );
+    assert_eq!(
+        current_sha256(&path).unwrap(),
+        change.after_sha256,
+        "current hash matches after hash"
+    );
+    assert!(
+        leftover_temp_files(dir.path()).is_empty(),
+        "temporary file left behind"
+    );
 
     restore(&change).unwrap();
-    assert!(!path.exists(), "restore should remove a file that did not exist");
-    assert_eq!(current_sha256(&path).unwrap(), None, "hash of a missing file");
+    assert!(
+        !path.exists(),
+        "restore should remove a file that did not exist"
+    );
+    assert_eq!(
+        current_sha256(&path).unwrap(),
+        None,
+        "hash of a missing file"
+    );
 }
 
 #[test]
 fn overwrite_then_restore_is_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hosts");
-    let original: Vec<u8> = (0u8..=255).chain(b"\r\nno final newline".iter().copied()).collect();
+    let original: Vec<u8> = (0u8..=255)
+        .chain(b"\r\nno final newline".iter().copied())
+        .collect();
     fs::write(&path, &original).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o604)).unwrap();
 
     let change = write_file(&path, b"replaced\n", Some(0o600), None).unwrap();
     assert_eq!(mode_of(&path), 0o600, "mode after write");
-    assert!(matches!(&change.before, Before::File(s) if s.content == original), "snapshot content");
+    assert!(
+        matches!(&change.before, Before::File(s) if s.content == original),
+        "snapshot content"
+    );
 
     restore(&change).unwrap();
     assert_eq!(fs::read(&path).unwrap(), original, "restored content");
@@ -74,9 +97,19 @@ fn write_follows_symlink() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     let change = write_file(&link, b"new", None, None).unwrap();
 
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "link was replaced by a file");
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "link was replaced by a file"
+    );
     assert_eq!(fs::read(&target).unwrap(), b"new", "target content");
-    assert_eq!(change.path, target.canonicalize().unwrap(), "change records the resolved path");
+    assert_eq!(
+        change.path,
+        target.canonicalize().unwrap(),
+        "change records the resolved path"
+    );
 }
 
 #[test]
@@ -88,11 +121,18 @@ fn write_sets_and_restores_owner() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("owned");
     fs::write(&path, "x").unwrap();
-    let owner = Owner { user: Some(Principal::Id(12345)), group: Some(Principal::parse("54321")) };
+    let owner = Owner {
+        user: Some(Principal::Id(12345)),
+        group: Some(Principal::parse("54321")),
+    };
     let change = write_file(&path, b"y", None, Some(&owner)).unwrap();
     let meta = fs::metadata(&path).unwrap();
 
-    assert_eq!((meta.uid(), meta.gid()), (12345, 54321), "owner after write");
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (12345, 54321),
+        "owner after write"
+    );
     restore(&change).unwrap();
     let meta = fs::metadata(&path).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (0, 0), "owner after restore");
@@ -102,17 +142,32 @@ fn write_sets_and_restores_owner() {
 fn owner_names_are_resolved() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
-    let root = Owner { user: Some(Principal::Name("root".into())), group: Some(Principal::Name("root".into())) };
-    let unknown_user = Owner { user: Some(Principal::Name("no-such-user-rb6".into())), group: None };
-    let unknown_group = Owner { user: None, group: Some(Principal::Name("no-such-group-rb6".into())) };
+    let root = Owner {
+        user: Some(Principal::Name("root".into())),
+        group: Some(Principal::Name("root".into())),
+    };
+    let unknown_user = Owner {
+        user: Some(Principal::Name("no-such-user-rb6".into())),
+        group: None,
+    };
+    let unknown_group = Owner {
+        user: None,
+        group: Some(Principal::Name("no-such-group-rb6".into())),
+    };
 
     if is_root() {
         write_file(&path, b"x", None, Some(&root)).expect("root:root should resolve");
     }
     let user_error = write_file(&path, b"x", None, Some(&unknown_user));
     let group_error = write_file(&path, b"x", None, Some(&unknown_group));
-    assert!(matches!(user_error, Err(FileError::UserNotFound(_))), "unknown user: {user_error:?}");
-    assert!(matches!(group_error, Err(FileError::GroupNotFound(_))), "unknown group: {group_error:?}");
+    assert!(
+        matches!(user_error, Err(FileError::UserNotFound(_))),
+        "unknown user: {user_error:?}"
+    );
+    assert!(
+        matches!(group_error, Err(FileError::GroupNotFound(_))),
+        "unknown group: {group_error:?}"
+    );
 }
 
 #[test]
@@ -120,7 +175,10 @@ fn write_onto_directory_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let result = write_file(dir.path(), b"x", None, None);
 
-    assert!(matches!(result, Err(FileError::WrongType { .. })), "got {result:?}");
+    assert!(
+        matches!(result, Err(FileError::WrongType { .. })),
+        "got {result:?}"
+    );
 }
 
 #[test]
@@ -146,10 +204,20 @@ fn create_dir_records_and_undoes_parents() {
     assert!(target.is_dir(), "directory not created");
     assert_eq!(mode_of(&target), 0o750, "mode of the target");
     let expected = vec![dir.path().join("a"), dir.path().join("a/b"), target.clone()];
-    assert_eq!(change.before, Before::Directory { created: expected, existing: None }, "created list");
+    assert_eq!(
+        change.before,
+        Before::Directory {
+            created: expected,
+            existing: None
+        },
+        "created list"
+    );
 
     restore(&change).unwrap();
-    assert!(!dir.path().join("a").exists(), "created parents not removed");
+    assert!(
+        !dir.path().join("a").exists(),
+        "created parents not removed"
+    );
     assert!(dir.path().exists(), "pre-existing parent removed");
 }
 
@@ -161,8 +229,14 @@ fn create_dir_undo_keeps_new_content() {
     fs::write(target.join("added-later"), "keep me").unwrap();
     let result = restore(&change);
 
-    assert!(matches!(result, Err(FileError::RestoreConflict { .. })), "got {result:?}");
-    assert!(target.join("added-later").exists(), "undo deleted a file it did not create");
+    assert!(
+        matches!(result, Err(FileError::RestoreConflict { .. })),
+        "got {result:?}"
+    );
+    assert!(
+        target.join("added-later").exists(),
+        "undo deleted a file it did not create"
+    );
 }
 
 #[test]
@@ -193,11 +267,27 @@ fn remove_dir_then_restore_rebuilds_tree() {
 
     assert!(!root.exists(), "directory not removed");
     restore(&change).unwrap();
-    assert_eq!(fs::read(root.join("index.html")).unwrap(), b"<h1>hi</h1>", "file content");
-    assert_eq!(fs::read(root.join("static/css/site.css")).unwrap(), [0u8, 159, 146, 150], "binary content");
+    assert_eq!(
+        fs::read(root.join("index.html")).unwrap(),
+        b"<h1>hi</h1>",
+        "file content"
+    );
+    assert_eq!(
+        fs::read(root.join("static/css/site.css")).unwrap(),
+        [0u8, 159, 146, 150],
+        "binary content"
+    );
     assert_eq!(mode_of(&root.join("index.html")), 0o640, "file mode");
-    assert_eq!(mode_of(&root.join("static")), 0o555, "read-only directory mode");
-    assert_eq!(fs::read_link(root.join("home.html")).unwrap(), Path::new("index.html"), "symlink target");
+    assert_eq!(
+        mode_of(&root.join("static")),
+        0o555,
+        "read-only directory mode"
+    );
+    assert_eq!(
+        fs::read_link(root.join("home.html")).unwrap(),
+        Path::new("index.html"),
+        "symlink target"
+    );
     fs::set_permissions(root.join("static"), fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -219,7 +309,10 @@ fn restore_tree_rejects_occupied_path() {
     fs::create_dir(&root).unwrap();
     let result = restore(&change);
 
-    assert!(matches!(result, Err(FileError::RestoreConflict { .. })), "got {result:?}");
+    assert!(
+        matches!(result, Err(FileError::RestoreConflict { .. })),
+        "got {result:?}"
+    );
 }
 
 #[test]
@@ -232,7 +325,10 @@ fn change_round_trips_through_json() {
     let back: FileChange = serde_json::from_str(&json).unwrap();
 
     assert_eq!(back, change, "FileChange changed through JSON");
-    assert!(json.contains("ff000a"), "content should be hex in JSON: {json}");
+    assert!(
+        json.contains("ff000a"),
+        "content should be hex in JSON: {json}"
+    );
 }
 
 #[test]
@@ -241,5 +337,8 @@ fn diff_shows_changed_lines() {
 
     assert!(text.contains("-b\n"), "removed line missing: {text}");
     assert!(text.contains("+B\n"), "added line missing: {text}");
-    assert!(diff("same\n", "same\n").is_empty(), "equal texts should give an empty diff");
+    assert!(
+        diff("same\n", "same\n").is_empty(),
+        "equal texts should give an empty diff"
+    );
 }

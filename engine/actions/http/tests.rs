@@ -42,7 +42,10 @@ async fn answer(mut stream: TcpStream) {
         _ => ("503 Service Unavailable", vec![], b"down".to_vec()),
     };
 
-    let mut response = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (name, value) in headers {
         response.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -69,7 +72,11 @@ async fn read_request(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let head = String::from_utf8_lossy(&data[..header_end]).into_owned();
     let length: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
         .unwrap_or(0);
     let mut body = data[header_end..].to_vec();
     while body.len() < length {
@@ -94,8 +101,16 @@ async fn send_records_status_headers_body() {
     assert_eq!(exchange.status, 200, "status");
     assert_eq!(exchange.reason, "OK", "reason");
     assert_eq!(exchange.version, "HTTP/1.1", "version");
-    assert_eq!(exchange.header_values("x-version"), vec!["1.4.2"], "header lookup is case-insensitive");
-    assert!(exchange.body.starts_with(r#"{"status":"up""#), "body: {}", exchange.body);
+    assert_eq!(
+        exchange.header_values("x-version"),
+        vec!["1.4.2"],
+        "header lookup is case-insensitive"
+    );
+    assert!(
+        exchange.body.starts_with(r#"{"status":"up""#),
+        "body: {}",
+        exchange.body
+    );
     assert!(!exchange.body_truncated, "small body marked truncated");
 }
 
@@ -103,13 +118,29 @@ async fn send_records_status_headers_body() {
 async fn send_does_not_follow_redirect() {
     let address = start_server().await;
     let exchange = get(address, "/old").send().await.unwrap();
-    let results = evaluate(&exchange, &[HttpCondition::IsRedirect, HttpCondition::Status(StatusMatch::parse("3xx").unwrap())]);
+    let results = evaluate(
+        &exchange,
+        &[
+            HttpCondition::IsRedirect,
+            HttpCondition::Status(StatusMatch::parse("3xx").unwrap()),
+        ],
+    );
 
     assert_eq!(exchange.status, 302, "status of the redirect itself");
-    assert_eq!(exchange.body, "moved", "body of the redirect, not of its target");
-    assert_eq!(exchange.header_values("location"), vec!["/new"], "Location header");
+    assert_eq!(
+        exchange.body, "moved",
+        "body of the redirect, not of its target"
+    );
+    assert_eq!(
+        exchange.header_values("location"),
+        vec!["/new"],
+        "Location header"
+    );
     assert!(results[0].passed, "IsRedirect: {:?}", results[0]);
-    assert_eq!(results[0].observed, "302 Found, Location: /new", "IsRedirect observed");
+    assert_eq!(
+        results[0].observed, "302 Found, Location: /new",
+        "IsRedirect observed"
+    );
     assert!(results[1].passed, "status 3xx: {:?}", results[1]);
 }
 
@@ -121,8 +152,15 @@ async fn send_times_out() {
     let started = Instant::now();
     let result = request.send().await;
 
-    assert!(matches!(result, Err(HttpError::TimedOut { .. })), "expected TimedOut, got {result:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "timeout took {:?}", started.elapsed());
+    assert!(
+        matches!(result, Err(HttpError::TimedOut { .. })),
+        "expected TimedOut, got {result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "timeout took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -132,13 +170,19 @@ async fn connection_refused_is_connect_error() {
     drop(listener);
     let result = get(address, "/").send().await;
 
-    assert!(matches!(result, Err(HttpError::Connect { .. })), "expected Connect, got {result:?}");
+    assert!(
+        matches!(result, Err(HttpError::Connect { .. })),
+        "expected Connect, got {result:?}"
+    );
 }
 
 #[tokio::test]
 async fn server_error_status_is_an_exchange() {
     let address = start_server().await;
-    let exchange = get(address, "/missing").send().await.expect("a 503 is a response, not an error");
+    let exchange = get(address, "/missing")
+        .send()
+        .await
+        .expect("a 503 is a response, not an error");
 
     assert_eq!(exchange.status, 503, "status");
 }
@@ -150,7 +194,12 @@ async fn large_body_is_truncated() {
 
     assert_eq!(exchange.body.len(), MAX_BODY_BYTES, "kept body size");
     assert!(exchange.body_truncated, "truncation flag");
-    assert!(exchange.transcript(&|s| s.to_owned()).ends_with("[body truncated after 1048576 bytes]"), "transcript notes truncation");
+    assert!(
+        exchange
+            .transcript(&|s| s.to_owned())
+            .ends_with("[body truncated after 1048576 bytes]"),
+        "transcript notes truncation"
+    );
 }
 
 #[tokio::test]
@@ -160,17 +209,44 @@ async fn conditions_report_observed_values() {
     let conditions = vec![
         HttpCondition::Status(StatusMatch::parse("200,204").unwrap()),
         HttpCondition::Status(StatusMatch::parse("500-599").unwrap()),
-        HttpCondition::HeaderMatches { name: "Content-Type".into(), regex: Regex::new("^application/json").unwrap() },
-        HttpCondition::HeaderMatches { name: "X-Missing".into(), regex: Regex::new(".").unwrap() },
+        HttpCondition::HeaderMatches {
+            name: "Content-Type".into(),
+            regex: Regex::new("^application/json").unwrap(),
+        },
+        HttpCondition::HeaderMatches {
+            name: "X-Missing".into(),
+            regex: Regex::new(".").unwrap(),
+        },
         HttpCondition::BodyContains("\"up\"".into()),
         HttpCondition::BodyContains("down".into()),
-        HttpCondition::JsonEquals { path: "status".into(), value: json!("up") },
-        HttpCondition::JsonEquals { path: "checks.db.ok".into(), value: json!(true) },
-        HttpCondition::JsonEquals { path: "/checks/db/latency".into(), value: json!(12) },
-        HttpCondition::JsonEquals { path: "items.1".into(), value: json!(2) },
-        HttpCondition::JsonEquals { path: "/a~1b".into(), value: json!("slash") },
-        HttpCondition::JsonEquals { path: "status".into(), value: json!("down") },
-        HttpCondition::JsonEquals { path: "checks.cache".into(), value: json!(true) },
+        HttpCondition::JsonEquals {
+            path: "status".into(),
+            value: json!("up"),
+        },
+        HttpCondition::JsonEquals {
+            path: "checks.db.ok".into(),
+            value: json!(true),
+        },
+        HttpCondition::JsonEquals {
+            path: "/checks/db/latency".into(),
+            value: json!(12),
+        },
+        HttpCondition::JsonEquals {
+            path: "items.1".into(),
+            value: json!(2),
+        },
+        HttpCondition::JsonEquals {
+            path: "/a~1b".into(),
+            value: json!("slash"),
+        },
+        HttpCondition::JsonEquals {
+            path: "status".into(),
+            value: json!("down"),
+        },
+        HttpCondition::JsonEquals {
+            path: "checks.cache".into(),
+            value: json!(true),
+        },
         HttpCondition::IsRedirect,
     ];
     let expected: Vec<(bool, &str)> = vec![
@@ -194,7 +270,11 @@ async fn conditions_report_observed_values() {
     assert_eq!(results.len(), expected.len(), "one result per condition");
     for (result, (passed, observed)) in results.iter().zip(expected) {
         assert_eq!(result.passed, passed, "passed for `{}`", result.condition);
-        assert_eq!(result.observed, observed, "observed for `{}`", result.condition);
+        assert_eq!(
+            result.observed, observed,
+            "observed for `{}`",
+            result.condition
+        );
     }
 }
 
@@ -202,10 +282,20 @@ async fn conditions_report_observed_values() {
 async fn json_condition_on_non_json_body() {
     let address = start_server().await;
     let exchange = get(address, "/old").send().await.unwrap();
-    let results = evaluate(&exchange, &[HttpCondition::JsonEquals { path: "a".into(), value: json!(1) }]);
+    let results = evaluate(
+        &exchange,
+        &[HttpCondition::JsonEquals {
+            path: "a".into(),
+            value: json!(1),
+        }],
+    );
 
     assert!(!results[0].passed, "non-JSON body passed");
-    assert!(results[0].observed.starts_with("body is not JSON"), "observed: {}", results[0].observed);
+    assert!(
+        results[0].observed.starts_with("body is not JSON"),
+        "observed: {}",
+        results[0].observed
+    );
 }
 
 #[tokio::test]
@@ -220,14 +310,38 @@ async fn transcript_redacts_secrets() {
     let exchange = request.send().await.unwrap();
     let transcript = exchange.transcript(&|text: &str| text.replace("s3cret", REDACTED));
 
-    assert!(!transcript.contains("s3cret"), "secret leaked into transcript:\n{transcript}");
-    assert!(!transcript.contains("abc123"), "Set-Cookie value leaked:\n{transcript}");
-    assert!(transcript.starts_with("> POST /echo?token=(sensitive) HTTP/1.1\n"), "request line:\n{transcript}");
-    assert!(transcript.contains(&format!("> Host: {address}\n")), "Host header:\n{transcript}");
-    assert!(transcript.contains("> Authorization: (sensitive)\n"), "Authorization header:\n{transcript}");
-    assert!(transcript.contains("< HTTP/1.1 201 Created\n"), "status line:\n{transcript}");
-    assert!(transcript.contains("< set-cookie: (sensitive)\n"), "Set-Cookie header:\n{transcript}");
-    assert!(transcript.ends_with("<\n{\"password\":\"(sensitive)\"}"), "body after a blank line:\n{transcript}");
+    assert!(
+        !transcript.contains("s3cret"),
+        "secret leaked into transcript:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains("abc123"),
+        "Set-Cookie value leaked:\n{transcript}"
+    );
+    assert!(
+        transcript.starts_with("> POST /echo?token=(sensitive) HTTP/1.1\n"),
+        "request line:\n{transcript}"
+    );
+    assert!(
+        transcript.contains(&format!("> Host: {address}\n")),
+        "Host header:\n{transcript}"
+    );
+    assert!(
+        transcript.contains("> Authorization: (sensitive)\n"),
+        "Authorization header:\n{transcript}"
+    );
+    assert!(
+        transcript.contains("< HTTP/1.1 201 Created\n"),
+        "status line:\n{transcript}"
+    );
+    assert!(
+        transcript.contains("< set-cookie: (sensitive)\n"),
+        "Set-Cookie header:\n{transcript}"
+    );
+    assert!(
+        transcript.ends_with("<\n{\"password\":\"(sensitive)\"}"),
+        "body after a blank line:\n{transcript}"
+    );
 }
 
 #[test]
@@ -249,8 +363,14 @@ fn authorization_is_redacted_without_a_redact_function() {
     };
     let transcript = exchange.transcript(&|s| s.to_owned());
 
-    assert!(transcript.contains("> authorization: (sensitive)\n"), "transcript:\n{transcript}");
-    assert!(!transcript.contains("dXNlcjpwYXNz"), "credentials leaked:\n{transcript}");
+    assert!(
+        transcript.contains("> authorization: (sensitive)\n"),
+        "transcript:\n{transcript}"
+    );
+    assert!(
+        !transcript.contains("dXNlcjpwYXNz"),
+        "credentials leaked:\n{transcript}"
+    );
 }
 
 #[test]
@@ -275,7 +395,10 @@ fn status_match_parses_forms() {
 
 #[test]
 fn invalid_requests_are_rejected() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let bad_method = HttpRequest::new("GE T", "http://127.0.0.1/");
     let bad_scheme = HttpRequest::new("GET", "ftp://127.0.0.1/");
     let mut bad_header = HttpRequest::new("GET", "http://127.0.0.1/");
@@ -284,13 +407,30 @@ fn invalid_requests_are_rejected() {
     let method = runtime.block_on(bad_method.send());
     let scheme = runtime.block_on(bad_scheme.send());
     let header = runtime.block_on(bad_header.send());
-    assert!(matches!(method, Err(HttpError::InvalidMethod(_))), "method: {method:?}");
-    assert!(matches!(scheme, Err(HttpError::InvalidUrl { .. })), "scheme: {scheme:?}");
-    assert!(matches!(header, Err(HttpError::InvalidHeader { .. })), "header: {header:?}");
+    assert!(
+        matches!(method, Err(HttpError::InvalidMethod(_))),
+        "method: {method:?}"
+    );
+    assert!(
+        matches!(scheme, Err(HttpError::InvalidUrl { .. })),
+        "scheme: {scheme:?}"
+    );
+    assert!(
+        matches!(header, Err(HttpError::InvalidHeader { .. })),
+        "header: {header:?}"
+    );
 }
 
 #[test]
 fn url_password_is_hidden_in_errors() {
-    assert_eq!(display_url("http://user:pw@host/x"), "http://user:(sensitive)@host/x", "password hidden");
-    assert_eq!(display_url("http://host/x"), "http://host/x", "URL without password unchanged");
+    assert_eq!(
+        display_url("http://user:pw@host/x"),
+        "http://user:(sensitive)@host/x",
+        "password hidden"
+    );
+    assert_eq!(
+        display_url("http://host/x"),
+        "http://host/x",
+        "URL without password unchanged"
+    );
 }
