@@ -2,5 +2,8 @@
 
 pub mod compose;
 pub mod docker;
+pub mod file;
+pub mod http;
 pub mod postgres;
+pub mod shell;
 pub mod yaml;
