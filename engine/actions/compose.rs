@@ -15,7 +15,7 @@ static DETECTED: OnceCell<ComposeTool> = OnceCell::const_new();
 /// Errors of compose actions.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ComposeError {
-    /// Neither compose tool answered `version`.
+    /// Neither compose tool ran `version` successfully.
     #[error("no Docker Compose found: `docker compose version` failed ({v2}) and `docker-compose version` failed ({v1})")]
     #[diagnostic(
         code(rb6::compose::not_found),
@@ -26,15 +26,24 @@ pub enum ComposeError {
     /// The tool could not be started.
     #[error("cannot run `{command}` in {project_dir}: {message}")]
     #[diagnostic(code(rb6::compose::spawn))]
-    Spawn { command: String, project_dir: String, message: String },
+    Spawn {
+        command: String,
+        project_dir: String,
+        message: String,
+    },
 
     /// The tool exited with a failure status.
     #[error("`{command}` in {project_dir} failed with {status}: {stderr}")]
     #[diagnostic(code(rb6::compose::failed))]
-    Failed { command: String, project_dir: String, status: String, stderr: String },
+    Failed {
+        command: String,
+        project_dir: String,
+        status: String,
+        stderr: String,
+    },
 }
 
-/// Which compose CLI is installed.
+/// Kind of the installed compose CLI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ComposeFlavor {
     /// The `docker compose` CLI plugin.
@@ -76,29 +85,51 @@ impl ComposeTool {
     }
 
     /// Creates and starts `service` in the background (`up -d SERVICE`).
-    pub async fn up(&self, project_dir: &Path, service: &str) -> Result<ComposeOutput, ComposeError> {
+    pub async fn up(
+        &self,
+        project_dir: &Path,
+        service: &str,
+    ) -> Result<ComposeOutput, ComposeError> {
         self.run(project_dir, &["up", "-d", service]).await
     }
 
     /// Restarts `service` (`restart SERVICE`).
-    pub async fn restart(&self, project_dir: &Path, service: &str) -> Result<ComposeOutput, ComposeError> {
+    pub async fn restart(
+        &self,
+        project_dir: &Path,
+        service: &str,
+    ) -> Result<ComposeOutput, ComposeError> {
         self.run(project_dir, &["restart", service]).await
     }
 
     /// Stops `service` (`stop SERVICE`).
-    pub async fn stop(&self, project_dir: &Path, service: &str) -> Result<ComposeOutput, ComposeError> {
+    pub async fn stop(
+        &self,
+        project_dir: &Path,
+        service: &str,
+    ) -> Result<ComposeOutput, ComposeError> {
         self.run(project_dir, &["stop", service]).await
     }
 
     /// Stops `service` if needed and removes its containers without asking (`rm -f -s SERVICE`).
-    pub async fn rm(&self, project_dir: &Path, service: &str) -> Result<ComposeOutput, ComposeError> {
+    pub async fn rm(
+        &self,
+        project_dir: &Path,
+        service: &str,
+    ) -> Result<ComposeOutput, ComposeError> {
         self.run(project_dir, &["rm", "-f", "-s", service]).await
     }
 
     /// Runs the tool with `args` in `project_dir`, where it finds the compose file.
-    pub async fn run(&self, project_dir: &Path, args: &[&str]) -> Result<ComposeOutput, ComposeError> {
+    pub async fn run(
+        &self,
+        project_dir: &Path,
+        args: &[&str],
+    ) -> Result<ComposeOutput, ComposeError> {
         let (program, prefix) = self.program();
-        let command_line = std::iter::once(program).chain(prefix.iter().copied()).chain(args.iter().copied());
+        let command_line = std::iter::once(program)
+            .chain(prefix.iter().copied())
+            .chain(args.iter().copied());
         let command_text = command_line.collect::<Vec<_>>().join(" ");
         let project = project_dir.display().to_string();
         tracing::debug!(command = %command_text, project_dir = %project, "running compose");
@@ -139,11 +170,21 @@ impl ComposeTool {
 
 async fn probe() -> Result<ComposeTool, ComposeError> {
     let v2 = match version_of("docker", &["compose", "version", "--short"]).await {
-        Ok(version) => return Ok(ComposeTool { flavor: ComposeFlavor::V2Plugin, version }),
+        Ok(version) => {
+            return Ok(ComposeTool {
+                flavor: ComposeFlavor::V2Plugin,
+                version,
+            })
+        }
         Err(message) => message,
     };
     let v1 = match version_of("docker-compose", &["version", "--short"]).await {
-        Ok(version) => return Ok(ComposeTool { flavor: ComposeFlavor::V1Standalone, version }),
+        Ok(version) => {
+            return Ok(ComposeTool {
+                flavor: ComposeFlavor::V1Standalone,
+                version,
+            })
+        }
         Err(message) => message,
     };
     Err(ComposeError::NotFound { v2, v1 })
@@ -160,9 +201,15 @@ async fn version_of(program: &str, args: &[&str]) -> Result<String, String> {
 
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let first_line = stderr.lines().find(|line| !line.trim().is_empty()).unwrap_or("");
+        let first_line = stderr
+            .lines()
+            .find(|line| !line.trim().is_empty())
+            .unwrap_or("");
         return Err(format!("{}: {}", output.status, first_line.trim()));
     }
-    let version = String::from_utf8_lossy(&output.stdout).trim().trim_start_matches('v').to_string();
+    let version = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .to_string();
     Ok(version)
 }

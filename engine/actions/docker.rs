@@ -28,7 +28,7 @@ const REQUEST_MARGIN: Duration = Duration::from_secs(60);
 /// Default timeout of Engine API requests, as in bollard.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Errors of Docker actions; each names the container or image and carries the engine's message.
+/// Errors of Docker actions. Each names the container or image and carries the engine's message.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DockerError {
     /// The URL scheme is neither unix:// nor tcp://.
@@ -36,7 +36,7 @@ pub enum DockerError {
     #[diagnostic(code(rb6::docker::invalid_url))]
     InvalidUrl { url: String },
 
-    /// The engine could not be reached or did not answer the version request.
+    /// The engine could not be reached or failed the version request.
     #[error("cannot connect to the Docker Engine at {endpoint}: {message}")]
     #[diagnostic(
         code(rb6::docker::connect),
@@ -57,28 +57,50 @@ pub enum DockerError {
 
     /// No container has this name or id.
     #[error("container {container} not found")]
-    #[diagnostic(code(rb6::docker::container_not_found), help("check the name with `docker ps -a`"))]
+    #[diagnostic(
+        code(rb6::docker::container_not_found),
+        help("check the name with `docker ps -a`")
+    )]
     ContainerNotFound { container: String },
 
     /// The engine rejected or failed an operation on a container.
     #[error("{operation} of container {container} failed: {message}")]
     #[diagnostic(code(rb6::docker::container))]
-    Container { operation: &'static str, container: String, message: String },
+    Container {
+        operation: &'static str,
+        container: String,
+        message: String,
+    },
 
     /// The engine rejected or failed an operation on an image.
     #[error("{operation} of image {image} failed: {message}")]
     #[diagnostic(code(rb6::docker::image))]
-    Image { operation: &'static str, image: String, message: String },
+    Image {
+        operation: &'static str,
+        image: String,
+        message: String,
+    },
 
-    /// A one-shot container ran longer than its timeout; it was removed.
+    /// A one-shot container ran longer than its timeout and was removed.
     #[error("container {container} (image {image}) did not exit within {timeout:?} and was removed; last output: {output_tail}")]
-    #[diagnostic(code(rb6::docker::timeout), help("raise the step's timeout or check why the command hangs"))]
-    Timeout { container: String, image: String, timeout: Duration, output_tail: String },
+    #[diagnostic(
+        code(rb6::docker::timeout),
+        help("raise the step's timeout or check why the command hangs")
+    )]
+    Timeout {
+        container: String,
+        image: String,
+        timeout: Duration,
+        output_tail: String,
+    },
 
     /// The engine failed a request that concerns no single container or image.
     #[error("Docker Engine request {operation} failed: {message}")]
     #[diagnostic(code(rb6::docker::engine))]
-    Engine { operation: &'static str, message: String },
+    Engine {
+        operation: &'static str,
+        message: String,
+    },
 }
 
 /// Versions reported by the engine, for `rb6 doctor`.
@@ -95,19 +117,19 @@ pub struct EngineVersion {
 /// A command to run in a fresh container that is removed afterwards.
 #[derive(Debug, Clone, Default)]
 pub struct RunSpec {
-    /// Image reference; it must exist locally.
+    /// Image reference, which must exist locally.
     pub image: String,
-    /// Command and arguments; empty keeps the image's default command.
+    /// Command and arguments. An empty list keeps the image's default command.
     pub command: Vec<String>,
     /// Environment variables, in order.
     pub env: Vec<(String, String)>,
     /// Bind mounts in Docker's `host:container[:ro]` form.
     pub binds: Vec<String>,
-    /// Network to attach the container to; `None` uses the default bridge.
+    /// Network to attach the container to, or `None` for the default bridge.
     pub network: Option<String>,
     /// User (`name`, `uid` or `uid:gid`) to run the command as.
     pub user: Option<String>,
-    /// Container name; `None` lets the engine pick one.
+    /// Container name, or `None` to let the engine pick one.
     pub name: Option<String>,
     /// Working directory inside the container.
     pub working_dir: Option<String>,
@@ -169,7 +191,11 @@ impl DockerClient {
             message: engine_message(&error),
         };
 
-        let docker = connected.map_err(connect_error)?.negotiate_version().await.map_err(connect_error)?;
+        let docker = connected
+            .map_err(connect_error)?
+            .negotiate_version()
+            .await
+            .map_err(connect_error)?;
         tracing::debug!(%endpoint, api = %docker.client_version(), "connected to Docker Engine");
         Ok(Self { docker, endpoint })
     }
@@ -181,10 +207,14 @@ impl DockerClient {
 
     /// Queries the engine's release and API versions.
     pub async fn version(&self) -> Result<EngineVersion, DockerError> {
-        let version = self.docker.version().await.map_err(|error| DockerError::Engine {
-            operation: "version",
-            message: engine_message(&error),
-        })?;
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|error| DockerError::Engine {
+                operation: "version",
+                message: engine_message(&error),
+            })?;
 
         Ok(EngineVersion {
             version: version.version.unwrap_or_default(),
@@ -206,7 +236,9 @@ impl DockerClient {
     /// code and output. The container is removed in every case, also after a failure or timeout.
     pub async fn run_once(&self, spec: &RunSpec) -> Result<CommandOutput, DockerError> {
         if !self.image_exists(&spec.image).await? {
-            return Err(DockerError::ImageNotFound { image: spec.image.clone() });
+            return Err(DockerError::ImageNotFound {
+                image: spec.image.clone(),
+            });
         }
 
         let id = self.create_for_run(spec).await?;
@@ -263,10 +295,14 @@ impl DockerClient {
             .map_err(|error| container_error("exec inspection", container, &error))?;
         let exit_code = inspected.exit_code.unwrap_or(-1);
         tracing::debug!(%container, exit_code, "exec finished");
-        Ok(CommandOutput { exit_code, stdout, stderr })
+        Ok(CommandOutput {
+            exit_code,
+            stdout,
+            stderr,
+        })
     }
 
-    /// Starts `container`; starting a running container succeeds.
+    /// Starts `container`. Starting a running container succeeds.
     pub async fn start(&self, container: &str) -> Result<(), DockerError> {
         self.docker
             .start_container(container, None)
@@ -274,9 +310,12 @@ impl DockerClient {
             .map_err(|error| container_error("start", container, &error))
     }
 
-    /// Stops `container`, killing it after `timeout`; stopping a stopped container succeeds.
+    /// Stops `container`, killing it after `timeout`. Stopping a stopped container succeeds.
     pub async fn stop(&self, container: &str, timeout: Duration) -> Result<(), DockerError> {
-        let options = StopContainerOptions { t: Some(seconds(timeout)), signal: None };
+        let options = StopContainerOptions {
+            t: Some(seconds(timeout)),
+            signal: None,
+        };
         self.with_grace(timeout)
             .stop_container(container, Some(options))
             .await
@@ -285,7 +324,10 @@ impl DockerClient {
 
     /// Restarts `container`, killing it after `timeout` if it does not stop.
     pub async fn restart(&self, container: &str, timeout: Duration) -> Result<(), DockerError> {
-        let options = RestartContainerOptions { t: Some(seconds(timeout)), signal: None };
+        let options = RestartContainerOptions {
+            t: Some(seconds(timeout)),
+            signal: None,
+        };
         self.with_grace(timeout)
             .restart_container(container, Some(options))
             .await
@@ -295,7 +337,11 @@ impl DockerClient {
     /// Removes container `name` (`force` also kills a running one) with its anonymous volumes.
     /// Returns `false` when no such container existed.
     pub async fn remove_container(&self, name: &str, force: bool) -> Result<bool, DockerError> {
-        let options = RemoveContainerOptions { force, v: true, link: false };
+        let options = RemoveContainerOptions {
+            force,
+            v: true,
+            link: false,
+        };
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(true),
             Err(error) if status_code(&error) == Some(404) => Ok(false),
@@ -306,8 +352,16 @@ impl DockerClient {
     /// Removes image `reference` (`force` also untags it from other references and removes it
     /// while stopped containers use it). Returns `false` when no such image existed.
     pub async fn remove_image(&self, reference: &str, force: bool) -> Result<bool, DockerError> {
-        let options = RemoveImageOptions { force, noprune: false, platforms: None };
-        match self.docker.remove_image(reference, Some(options), None).await {
+        let options = RemoveImageOptions {
+            force,
+            noprune: false,
+            platforms: None,
+        };
+        match self
+            .docker
+            .remove_image(reference, Some(options), None)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(error) if status_code(&error) == Some(404) => Ok(false),
             Err(error) => Err(image_error("removal", reference, &error)),
@@ -327,14 +381,18 @@ impl DockerClient {
 
         let mut text = String::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| container_error("log retrieval", container, &error))?;
+            let chunk =
+                chunk.map_err(|error| container_error("log retrieval", container, &error))?;
             text.push_str(&String::from_utf8_lossy(chunk.as_ref()));
         }
         Ok(text)
     }
 
-    /// Inspects container `name`; returns `None` when it does not exist.
-    pub async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, DockerError> {
+    /// Inspects container `name`, or returns `None` when it does not exist.
+    pub async fn inspect_container(
+        &self,
+        name: &str,
+    ) -> Result<Option<ContainerInfo>, DockerError> {
         let inspected = match self.docker.inspect_container(name, None).await {
             Ok(inspected) => inspected,
             Err(error) if status_code(&error) == Some(404) => return Ok(None),
@@ -369,7 +427,10 @@ impl DockerClient {
 
         Ok(Some(ContainerInfo {
             id: inspected.id.unwrap_or_default(),
-            image: inspected.config.and_then(|config| config.image).unwrap_or_default(),
+            image: inspected
+                .config
+                .and_then(|config| config.image)
+                .unwrap_or_default(),
             running: state.running.unwrap_or(false),
             health,
             networks,
@@ -380,7 +441,9 @@ impl DockerClient {
     async fn create_for_run(&self, spec: &RunSpec) -> Result<String, DockerError> {
         let label = spec.name.clone().unwrap_or_else(|| spec.image.clone());
         let networking_config = spec.network.as_ref().map(|network| NetworkingConfig {
-            endpoints_config: Some(std::iter::once((network.clone(), EndpointSettings::default())).collect()),
+            endpoints_config: Some(
+                std::iter::once((network.clone(), EndpointSettings::default())).collect(),
+            ),
         });
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -398,14 +461,19 @@ impl DockerClient {
             networking_config,
             ..Default::default()
         };
-        let options = CreateContainerOptions { name: spec.name.clone(), ..Default::default() };
+        let options = CreateContainerOptions {
+            name: spec.name.clone(),
+            ..Default::default()
+        };
 
         let created = self
             .docker
             .create_container(Some(options), body)
             .await
             .map_err(|error| match status_code(&error) {
-                Some(404) => DockerError::ImageNotFound { image: spec.image.clone() },
+                Some(404) => DockerError::ImageNotFound {
+                    image: spec.image.clone(),
+                },
                 _ => container_error("creation", &label, &error),
             })?;
         for warning in &created.warnings {
@@ -414,7 +482,12 @@ impl DockerClient {
         Ok(created.id)
     }
 
-    async fn start_and_wait(&self, id: &str, label: &str, spec: &RunSpec) -> Result<CommandOutput, DockerError> {
+    async fn start_and_wait(
+        &self,
+        id: &str,
+        label: &str,
+        spec: &RunSpec,
+    ) -> Result<CommandOutput, DockerError> {
         self.docker
             .start_container(id, None)
             .await
@@ -424,7 +497,11 @@ impl DockerClient {
 
         let (stdout, stderr) = self.read_logs(id, label).await?;
         match waited {
-            Ok(exit_code) => Ok(CommandOutput { exit_code: exit_code?, stdout, stderr }),
+            Ok(exit_code) => Ok(CommandOutput {
+                exit_code: exit_code?,
+                stdout,
+                stderr,
+            }),
             Err(_) => Err(DockerError::Timeout {
                 container: label.to_string(),
                 image: spec.image.clone(),
@@ -436,7 +513,9 @@ impl DockerClient {
 
     /// Waits until the started container stops and returns its exit code.
     async fn wait_exit(&self, id: &str, label: &str) -> Result<i64, DockerError> {
-        let options = WaitContainerOptions { condition: "not-running".to_string() };
+        let options = WaitContainerOptions {
+            condition: "not-running".to_string(),
+        };
         let mut stream = self.docker.wait_container(id, Some(options));
 
         match stream.next().await {
@@ -453,14 +532,20 @@ impl DockerClient {
     }
 
     async fn read_logs(&self, id: &str, label: &str) -> Result<(String, String), DockerError> {
-        let options = LogsOptions { stdout: true, stderr: true, ..Default::default() };
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
         collect_output(self.docker.logs(id, Some(options)))
             .await
             .map_err(|error| container_error("log retrieval", label, &error))
     }
 
     fn with_grace(&self, timeout: Duration) -> Docker {
-        self.docker.clone().with_timeout(REQUEST_TIMEOUT.max(timeout + REQUEST_MARGIN))
+        self.docker
+            .clone()
+            .with_timeout(REQUEST_TIMEOUT.max(timeout + REQUEST_MARGIN))
     }
 }
 
@@ -477,11 +562,16 @@ where
             other => stdout.extend_from_slice(other.as_ref()),
         }
     }
-    Ok((String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned()))
+    Ok((
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    ))
 }
 
 fn env_list(env: &[(String, String)]) -> Vec<String> {
-    env.iter().map(|(key, value)| format!("{key}={value}")).collect()
+    env.iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect()
 }
 
 fn seconds(duration: Duration) -> i32 {
@@ -515,7 +605,9 @@ fn engine_message(error: &BollardError) -> String {
 fn container_error(operation: &'static str, container: &str, error: &BollardError) -> DockerError {
     match status_code(error) {
         Some(404) if engine_message(error).starts_with("No such container") => {
-            DockerError::ContainerNotFound { container: container.to_string() }
+            DockerError::ContainerNotFound {
+                container: container.to_string(),
+            }
         }
         _ => DockerError::Container {
             operation,
@@ -526,7 +618,11 @@ fn container_error(operation: &'static str, container: &str, error: &BollardErro
 }
 
 fn image_error(operation: &'static str, image: &str, error: &BollardError) -> DockerError {
-    DockerError::Image { operation, image: image.to_string(), message: engine_message(error) }
+    DockerError::Image {
+        operation,
+        image: image.to_string(),
+        message: engine_message(error),
+    }
 }
 
 #[cfg(test)]
@@ -537,19 +633,28 @@ mod tests {
     fn tail_lines_keeps_last_lines() {
         let cases = [("a\nb\nc\n", 2, "b\nc"), ("a", 5, "a"), ("", 3, "")];
         for (text, count, expected) in cases {
-            assert_eq!(tail_lines(text, count), expected, "tail of {text:?} with {count} lines");
+            assert_eq!(
+                tail_lines(text, count),
+                expected,
+                "tail of {text:?} with {count} lines"
+            );
         }
     }
 
     #[tokio::test]
     async fn connect_rejects_unknown_scheme() {
         let error = DockerClient::connect(Some("ftp://host")).await.unwrap_err();
-        assert!(matches!(error, DockerError::InvalidUrl { .. }), "expected InvalidUrl, got {error:?}");
+        assert!(
+            matches!(error, DockerError::InvalidUrl { .. }),
+            "expected InvalidUrl, got {error:?}"
+        );
     }
 
     #[tokio::test]
     async fn connect_names_missing_socket() {
-        let error = DockerClient::connect(Some("unix:///nonexistent/docker.sock")).await.unwrap_err();
+        let error = DockerClient::connect(Some("unix:///nonexistent/docker.sock"))
+            .await
+            .unwrap_err();
         assert!(
             error.to_string().contains("/nonexistent/docker.sock"),
             "error does not name the socket: {error}"

@@ -5,6 +5,9 @@
 //! inside a URL. `execute` runs consecutive statements that may run inside a transaction in one
 //! transaction, and each statement that PostgreSQL rejects inside a transaction block on its own.
 
+// A connection error is built once per failed connection, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod split;
 mod sqlstate;
 
@@ -24,7 +27,7 @@ pub const DEFAULT_PORT: u16 = 5432;
 /// Time allowed for establishing a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where a named connection points.
+/// Target of a named connection.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PgTarget {
     /// A libpq-style URL (`postgres://user:password@host:port/database`) or key=value string.
@@ -33,7 +36,7 @@ pub enum PgTarget {
     Container {
         /// Container name or id.
         container: String,
-        /// Network whose address to use; `None` requires the container to have exactly one.
+        /// Network whose address to use. `None` requires the container to have exactly one network.
         network: Option<String>,
         /// Server port inside the container, usually [`DEFAULT_PORT`].
         port: u16,
@@ -41,7 +44,7 @@ pub enum PgTarget {
         user: String,
         /// Database to connect to.
         database: String,
-        /// Password, when the server asks for one.
+        /// Password, for servers that require password authentication.
         password: Option<String>,
     },
 }
@@ -49,8 +52,18 @@ pub enum PgTarget {
 impl std::fmt::Debug for PgTarget {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PgTarget::Url(url) => formatter.debug_tuple("Url").field(&redact_url(url)).finish(),
-            PgTarget::Container { container, network, port, user, database, password } => formatter
+            PgTarget::Url(url) => formatter
+                .debug_tuple("Url")
+                .field(&redact_url(url))
+                .finish(),
+            PgTarget::Container {
+                container,
+                network,
+                port,
+                user,
+                database,
+                password,
+            } => formatter
                 .debug_struct("Container")
                 .field("container", container)
                 .field("network", network)
@@ -72,7 +85,11 @@ pub enum PgConnectError {
         code(rb6::postgres::invalid_url),
         help("use postgres://USER:PASSWORD@HOST:PORT/DATABASE, with special characters percent-encoded")
     )]
-    InvalidUrl { name: String, redacted: String, message: String },
+    InvalidUrl {
+        name: String,
+        redacted: String,
+        message: String,
+    },
 
     /// The server could not be reached or rejected the login.
     #[error(
@@ -81,9 +98,18 @@ pub enum PgConnectError {
     )]
     #[diagnostic(
         code(rb6::postgres::connect),
-        help("check that the server is running and that the user, database and password are right")
+        help(
+            "check that the server is running and that the user, database and password are right"
+        )
     )]
-    Connect { name: String, host: String, port: String, user: String, database: String, message: String },
+    Connect {
+        name: String,
+        host: String,
+        port: String,
+        user: String,
+        database: String,
+        message: String,
+    },
 
     /// A container target was given without a Docker client.
     #[error("PostgreSQL connection {name} targets container {container}, but no Docker Engine connection is available")]
@@ -92,7 +118,10 @@ pub enum PgConnectError {
 
     /// The target container does not exist.
     #[error("container {container} of PostgreSQL connection {name} not found")]
-    #[diagnostic(code(rb6::postgres::container_not_found), help("start the container, or fix its name"))]
+    #[diagnostic(
+        code(rb6::postgres::container_not_found),
+        help("start the container, or fix its name")
+    )]
     ContainerNotFound { name: String, container: String },
 
     /// The container has no address on the requested network, or on any single network.
@@ -101,7 +130,12 @@ pub enum PgConnectError {
         code(rb6::postgres::no_address),
         help("name the network the container shares with rb6's host, and check that the container is running")
     )]
-    NoAddress { name: String, container: String, network: String, networks: String },
+    NoAddress {
+        name: String,
+        container: String,
+        network: String,
+        networks: String,
+    },
 
     /// Inspecting the container failed.
     #[error("PostgreSQL connection {name}: {source}")]
@@ -124,7 +158,7 @@ pub struct SqlError {
     pub count: usize,
     /// First line of the failed statement.
     pub first_line: String,
-    /// Five-character SQLSTATE, e.g. `42501`; `None` when the failure was not the server's.
+    /// Five-character SQLSTATE, e.g. `42501`, or `None` when the client failed, not the server.
     pub code: Option<String>,
     /// Condition name of the SQLSTATE, e.g. `insufficient_privilege`.
     pub condition: Option<String>,
@@ -152,7 +186,12 @@ impl SqlError {
         text
     }
 
-    fn from_client(error: &tokio_postgres::Error, index: usize, count: usize, statement: &str) -> Self {
+    fn from_client(
+        error: &tokio_postgres::Error,
+        index: usize,
+        count: usize,
+        statement: &str,
+    ) -> Self {
         let first_line = statement.lines().next().unwrap_or_default().to_string();
         match error.as_db_error() {
             Some(db) => SqlError {
@@ -192,7 +231,11 @@ pub struct QuoteError {
 
 /// Connects to the target of connection `name`. For a container target, the address is the
 /// container's IP on the named network (or on its only network), looked up through `docker`.
-pub async fn connect(name: &str, target: &PgTarget, docker: Option<&DockerClient>) -> Result<Client, PgConnectError> {
+pub async fn connect(
+    name: &str,
+    target: &PgTarget,
+    docker: Option<&DockerClient>,
+) -> Result<Client, PgConnectError> {
     let (mut config, password) = match target {
         PgTarget::Url(url) => url_config(name, url)?,
         PgTarget::Container { .. } => container_config(name, target, docker).await?,
@@ -200,7 +243,8 @@ pub async fn connect(name: &str, target: &PgTarget, docker: Option<&DockerClient
     config.connect_timeout(CONNECT_TIMEOUT);
 
     let connected = config.connect(NoTls).await;
-    let (client, connection) = connected.map_err(|error| connect_error(name, &config, &error, password.as_deref()))?;
+    let (client, connection) =
+        connected.map_err(|error| connect_error(name, &config, &error, password.as_deref()))?;
 
     let connection_name = name.to_string();
     tokio::spawn(async move {
@@ -214,13 +258,19 @@ pub async fn connect(name: &str, target: &PgTarget, docker: Option<&DockerClient
 
 fn url_config(name: &str, url: &str) -> Result<(Config, Option<String>), PgConnectError> {
     let config: Config = url.parse().map_err(|error: tokio_postgres::Error| {
-        let mut message = error.to_string();
+        let mut message = error_chain(&error);
         if let Some(password) = url_password(url) {
             message = message.replace(&password, "<hidden>");
         }
-        PgConnectError::InvalidUrl { name: name.to_string(), redacted: redact_url(url), message }
+        PgConnectError::InvalidUrl {
+            name: name.to_string(),
+            redacted: redact_url(url),
+            message,
+        }
     })?;
-    let password = config.get_password().map(|bytes| String::from_utf8_lossy(bytes).into_owned());
+    let password = config
+        .get_password()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
     Ok((config, password))
 }
 
@@ -229,26 +279,51 @@ async fn container_config(
     target: &PgTarget,
     docker: Option<&DockerClient>,
 ) -> Result<(Config, Option<String>), PgConnectError> {
-    let PgTarget::Container { container, network, port, user, database, password } = target else {
+    let PgTarget::Container {
+        container,
+        network,
+        port,
+        user,
+        database,
+        password,
+    } = target
+    else {
         unreachable!("container_config is called for container targets only");
     };
-    let docker = docker.ok_or_else(|| PgConnectError::NoDocker { name: name.to_string(), container: container.clone() })?;
+    let docker = docker.ok_or_else(|| PgConnectError::NoDocker {
+        name: name.to_string(),
+        container: container.clone(),
+    })?;
 
     let info = docker
         .inspect_container(container)
         .await
-        .map_err(|source| PgConnectError::Docker { name: name.to_string(), source })?
-        .ok_or_else(|| PgConnectError::ContainerNotFound { name: name.to_string(), container: container.clone() })?;
+        .map_err(|source| PgConnectError::Docker {
+            name: name.to_string(),
+            source,
+        })?
+        .ok_or_else(|| PgConnectError::ContainerNotFound {
+            name: name.to_string(),
+            container: container.clone(),
+        })?;
     let address = container_address(&info.networks, network.as_deref());
     let address = address.ok_or_else(|| PgConnectError::NoAddress {
         name: name.to_string(),
         container: container.clone(),
-        network: network.clone().map_or("its only network".to_string(), |network| format!("network {network}")),
+        network: network
+            .clone()
+            .map_or("its only network".to_string(), |network| {
+                format!("network {network}")
+            }),
         networks: describe_networks(&info.networks),
     })?;
 
     let mut config = Config::new();
-    config.host(&address).port(*port).user(user).dbname(database);
+    config
+        .host(&address)
+        .port(*port)
+        .user(user)
+        .dbname(database);
     if let Some(password) = password {
         config.password(password.as_str());
     }
@@ -258,7 +333,10 @@ async fn container_config(
 /// Picks the IP on `network`, or on the only network when `network` is `None`.
 fn container_address(networks: &[(String, String)], network: Option<&str>) -> Option<String> {
     let address = match network {
-        Some(wanted) => networks.iter().find(|(name, _)| name == wanted).map(|(_, ip)| ip.clone()),
+        Some(wanted) => networks
+            .iter()
+            .find(|(name, _)| name == wanted)
+            .map(|(_, ip)| ip.clone()),
         None if networks.len() == 1 => Some(networks[0].1.clone()),
         None => None,
     };
@@ -271,12 +349,23 @@ fn describe_networks(networks: &[(String, String)]) -> String {
     }
     let described: Vec<String> = networks
         .iter()
-        .map(|(name, ip)| if ip.is_empty() { format!("{name} (no address)") } else { format!("{name} ({ip})") })
+        .map(|(name, ip)| {
+            if ip.is_empty() {
+                format!("{name} (no address)")
+            } else {
+                format!("{name} ({ip})")
+            }
+        })
         .collect();
     described.join(", ")
 }
 
-fn connect_error(name: &str, config: &Config, error: &tokio_postgres::Error, password: Option<&str>) -> PgConnectError {
+fn connect_error(
+    name: &str,
+    config: &Config,
+    error: &tokio_postgres::Error,
+    password: Option<&str>,
+) -> PgConnectError {
     let host = config
         .get_hosts()
         .iter()
@@ -286,7 +375,12 @@ fn connect_error(name: &str, config: &Config, error: &tokio_postgres::Error, pas
         })
         .collect::<Vec<_>>()
         .join(",");
-    let port = config.get_ports().iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+    let port = config
+        .get_ports()
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
 
     let mut message = error_chain(error);
     if let Some(password) = password.filter(|password| !password.is_empty()) {
@@ -295,10 +389,22 @@ fn connect_error(name: &str, config: &Config, error: &tokio_postgres::Error, pas
 
     PgConnectError::Connect {
         name: name.to_string(),
-        host: if host.is_empty() { "localhost".to_string() } else { host },
-        port: if port.is_empty() { DEFAULT_PORT.to_string() } else { port },
+        host: if host.is_empty() {
+            "localhost".to_string()
+        } else {
+            host
+        },
+        port: if port.is_empty() {
+            DEFAULT_PORT.to_string()
+        } else {
+            port
+        },
         user: config.get_user().unwrap_or("(default)").to_string(),
-        database: config.get_dbname().or(config.get_user()).unwrap_or("(default)").to_string(),
+        database: config
+            .get_dbname()
+            .or(config.get_user())
+            .unwrap_or("(default)")
+            .to_string(),
         message,
     }
 }
@@ -339,7 +445,10 @@ pub fn redact_url(url: &str) -> String {
         if hide_next {
             redacted.push("<hidden>".to_string());
             hide_next = false;
-        } else if let Some(key) = word.strip_suffix('=').filter(|key| key.trim() == "password") {
+        } else if let Some(key) = word
+            .strip_suffix('=')
+            .filter(|key| key.trim() == "password")
+        {
             redacted.push(format!("{key}="));
             hide_next = true;
         } else if word.trim_start().starts_with("password=") {
@@ -362,7 +471,9 @@ pub fn requires_own_transaction(statement: &str) -> bool {
         ("CREATE", "INDEX") => word(2) == "CONCURRENTLY",
         ("CREATE", "UNIQUE") => word(2) == "INDEX" && word(3) == "CONCURRENTLY",
         ("DROP", "INDEX") => word(2) == "CONCURRENTLY",
-        ("REINDEX", _) => words.iter().any(|word| word == "CONCURRENTLY" || word == "SYSTEM" || word == "DATABASE"),
+        ("REINDEX", _) => words
+            .iter()
+            .any(|word| word == "CONCURRENTLY" || word == "SYSTEM" || word == "DATABASE"),
         _ => false,
     }
 }
@@ -401,7 +512,10 @@ fn leading_keywords(statement: &str, limit: usize) -> Vec<String> {
             }
         } else if c.is_alphabetic() || c == '_' {
             let mut word = String::new();
-            while let Some(&c) = chars.peek().filter(|c| c.is_alphanumeric() || **c == '_' || **c == '$') {
+            while let Some(&c) = chars
+                .peek()
+                .filter(|c| c.is_alphanumeric() || **c == '_' || **c == '$')
+            {
                 word.push(c.to_ascii_uppercase());
                 chars.next();
             }
@@ -417,12 +531,14 @@ fn leading_keywords(statement: &str, limit: usize) -> Vec<String> {
 }
 
 /// Runs `statements` in order. Consecutive statements that may run inside a transaction run in
-/// one transaction; a statement that cannot (see [`requires_own_transaction`]) runs on its own.
+/// one transaction, and a statement that cannot (see [`requires_own_transaction`]) runs alone.
 /// When the block contains its own BEGIN/COMMIT, every statement runs as written, without an
 /// added transaction. Stops at the first failure, after rolling back the open transaction.
 pub async fn execute(client: &Client, statements: &[String]) -> Result<(), SqlError> {
     let count = statements.len();
-    let manages_transactions = statements.iter().any(|statement| is_transaction_control(statement));
+    let manages_transactions = statements
+        .iter()
+        .any(|statement| is_transaction_control(statement));
 
     let mut group: Vec<(usize, &str)> = Vec::new();
     for (index, statement) in statements.iter().enumerate() {
@@ -437,8 +553,17 @@ pub async fn execute(client: &Client, statements: &[String]) -> Result<(), SqlEr
     run_group(client, &group, count).await
 }
 
-async fn run_single(client: &Client, index: usize, statement: &str, count: usize) -> Result<(), SqlError> {
-    tracing::debug!(statement = index + 1, count, "running statement outside a transaction");
+async fn run_single(
+    client: &Client,
+    index: usize,
+    statement: &str,
+    count: usize,
+) -> Result<(), SqlError> {
+    tracing::debug!(
+        statement = index + 1,
+        count,
+        "running statement outside a transaction"
+    );
     client
         .batch_execute(statement)
         .await
@@ -454,7 +579,11 @@ async fn run_group(client: &Client, group: &[(usize, &str)], count: usize) -> Re
         return run_single(client, first_index, first_statement, count).await;
     }
 
-    tracing::debug!(first = first_index + 1, statements = group.len(), "running statements in one transaction");
+    tracing::debug!(
+        first = first_index + 1,
+        statements = group.len(),
+        "running statements in one transaction"
+    );
     client
         .batch_execute("BEGIN")
         .await
@@ -479,14 +608,19 @@ async fn run_group(client: &Client, group: &[(usize, &str)], count: usize) -> Re
 /// Runs `sql` with the simple query protocol and returns the rows of its last result as text,
 /// with `None` for SQL NULL.
 pub async fn query(client: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, SqlError> {
-    let messages = client.simple_query(sql).await.map_err(|error| SqlError::from_client(&error, 1, 1, sql))?;
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|error| SqlError::from_client(&error, 1, 1, sql))?;
 
     let mut rows = Vec::new();
     for message in messages {
         match message {
             SimpleQueryMessage::RowDescription(_) => rows.clear(),
             SimpleQueryMessage::Row(row) => {
-                let values = (0..row.len()).map(|column| row.get(column).map(str::to_string)).collect();
+                let values = (0..row.len())
+                    .map(|column| row.get(column).map(str::to_string))
+                    .collect();
                 rows.push(values);
             }
             _ => {}
@@ -561,7 +695,11 @@ mod tests {
             ("CREATE ROLE app LOGIN", false),
         ];
         for (statement, expected) in cases {
-            assert_eq!(requires_own_transaction(statement), expected, "requires_own_transaction({statement:?})");
+            assert_eq!(
+                requires_own_transaction(statement),
+                expected,
+                "requires_own_transaction({statement:?})"
+            );
         }
     }
 
@@ -579,7 +717,11 @@ mod tests {
             ("SELECT 1", false),
         ];
         for (statement, expected) in cases {
-            assert_eq!(is_transaction_control(statement), expected, "is_transaction_control({statement:?})");
+            assert_eq!(
+                is_transaction_control(statement),
+                expected,
+                "is_transaction_control({statement:?})"
+            );
         }
     }
 
@@ -594,32 +736,71 @@ mod tests {
             ("é", "'é'"),
         ];
         for (value, expected) in cases {
-            assert_eq!(quote_literal(value).unwrap(), expected, "quote_literal({value:?})");
+            assert_eq!(
+                quote_literal(value).unwrap(),
+                expected,
+                "quote_literal({value:?})"
+            );
         }
     }
 
     #[test]
     fn quote_identifier_cases() {
-        let cases = [("t", "\"t\""), ("Mixed", "\"Mixed\""), ("a\"b", "\"a\"\"b\""), ("", "\"\"")];
+        let cases = [
+            ("t", "\"t\""),
+            ("Mixed", "\"Mixed\""),
+            ("a\"b", "\"a\"\"b\""),
+            ("", "\"\""),
+        ];
         for (value, expected) in cases {
-            assert_eq!(quote_identifier(value).unwrap(), expected, "quote_identifier({value:?})");
+            assert_eq!(
+                quote_identifier(value).unwrap(),
+                expected,
+                "quote_identifier({value:?})"
+            );
         }
     }
 
     #[test]
     fn quoting_rejects_nul() {
-        assert_eq!(quote_literal("a\0b"), Err(QuoteError { what: "literal", offset: 1 }), "literal with NUL");
-        assert_eq!(quote_identifier("\0"), Err(QuoteError { what: "identifier", offset: 0 }), "identifier with NUL");
+        assert_eq!(
+            quote_literal("a\0b"),
+            Err(QuoteError {
+                what: "literal",
+                offset: 1
+            }),
+            "literal with NUL"
+        );
+        assert_eq!(
+            quote_identifier("\0"),
+            Err(QuoteError {
+                what: "identifier",
+                offset: 0
+            }),
+            "identifier with NUL"
+        );
     }
 
     #[test]
     fn redact_url_hides_password() {
         let cases = [
-            ("postgres://app:s3cret@db:5432/app", "postgres://app:<hidden>@db:5432/app"),
-            ("postgres://app:p@ss@db/app", "postgres://app:<hidden>@db/app"),
+            (
+                "postgres://app:s3cret@db:5432/app",
+                "postgres://app:<hidden>@db:5432/app",
+            ),
+            (
+                "postgres://app:p@ss@db/app",
+                "postgres://app:<hidden>@db/app",
+            ),
             ("postgres://app@db/app", "postgres://app@db/app"),
-            ("host=db password=s3cret user=app", "host=db password=<hidden> user=app"),
-            ("host=db password= s3cret user=app", "host=db password= <hidden> user=app"),
+            (
+                "host=db password=s3cret user=app",
+                "host=db password=<hidden> user=app",
+            ),
+            (
+                "host=db password= s3cret user=app",
+                "host=db password= <hidden> user=app",
+            ),
         ];
         for (url, expected) in cases {
             assert_eq!(redact_url(url), expected, "redact_url({url:?})");
@@ -628,11 +809,30 @@ mod tests {
 
     #[test]
     fn container_address_cases() {
-        let networks = vec![("app".to_string(), "172.18.0.2".to_string()), ("bridge".to_string(), String::new())];
+        let networks = vec![
+            ("app".to_string(), "172.18.0.2".to_string()),
+            ("bridge".to_string(), String::new()),
+        ];
         let single = vec![("app".to_string(), "172.18.0.2".to_string())];
-        assert_eq!(container_address(&networks, Some("app")), Some("172.18.0.2".to_string()), "named network");
-        assert_eq!(container_address(&networks, Some("bridge")), None, "network without address");
-        assert_eq!(container_address(&networks, None), None, "two networks and none named");
-        assert_eq!(container_address(&single, None), Some("172.18.0.2".to_string()), "only network");
+        assert_eq!(
+            container_address(&networks, Some("app")),
+            Some("172.18.0.2".to_string()),
+            "named network"
+        );
+        assert_eq!(
+            container_address(&networks, Some("bridge")),
+            None,
+            "network without address"
+        );
+        assert_eq!(
+            container_address(&networks, None),
+            None,
+            "two networks and none named"
+        );
+        assert_eq!(
+            container_address(&single, None),
+            Some("172.18.0.2".to_string()),
+            "only network"
+        );
     }
 }

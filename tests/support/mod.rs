@@ -2,7 +2,7 @@
 //! the test PostgreSQL servers and unique names for the resources each test creates.
 //!
 //! Invariant: a missing Docker Engine or PostgreSQL server fails the test with a message that
-//! says what to start; no test skips itself.
+//! names what to start. No test skips itself.
 
 #![allow(dead_code)]
 
@@ -66,12 +66,14 @@ pub fn pg_url() -> String {
 /// Connects to the test PostgreSQL server, panicking with what to start when it is not there.
 pub async fn pg_client() -> tokio_postgres::Client {
     let target = rb6::actions::postgres::PgTarget::Url(pg_url());
-    rb6::actions::postgres::connect("test", &target, None).await.unwrap_or_else(|error| {
-        panic!(
-            "these tests need the test PostgreSQL server: run tests/support/start-postgres.sh \
+    rb6::actions::postgres::connect("test", &target, None)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "these tests need the test PostgreSQL server: run tests/support/start-postgres.sh \
              (or set RB6_TEST_PG_URL): {error}"
-        )
-    })
+            )
+        })
 }
 
 /// Starts PostgreSQL in container rb6-test-pg on network rb6-test-net, once per test binary.
@@ -106,7 +108,9 @@ pub struct ContainerGuard(pub String);
 
 impl Drop for ContainerGuard {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", "-v", &self.0]).output();
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
     }
 }
 
@@ -115,6 +119,8 @@ pub struct NetworkGuard(pub String);
 
 impl Drop for NetworkGuard {
     fn drop(&mut self) {
-        let _ = Command::new("docker").args(["network", "rm", &self.0]).output();
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.0])
+            .output();
     }
 }

@@ -2,7 +2,7 @@
 # Starts PostgreSQL 15 inside container rb6-test-pg on the user-defined network rb6-test-net, for
 # tests that connect to a database by container name. There is no registry to pull a postgres
 # image from, so the container runs the local busybox test image with the host's /usr, /lib,
-# /lib64, /etc/passwd and /etc/group bind-mounted read-only, and runs the host's PostgreSQL 15
+# /lib64, /etc/passwd and /etc/group bind-mounted read-only. It runs the host's PostgreSQL 15
 # binaries as the postgres user (superuser rb6, scram-sha-256 password auth, port 5432).
 # Reuses a running container. Prints the container name on stdout.
 set -euo pipefail

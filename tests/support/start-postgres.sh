@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL 15 server for the tests on 127.0.0.1:54329 with superuser rb6 and
-# password authentication (scram-sha-256), unless a server already answers on that port.
+# password authentication (scram-sha-256), unless a server already accepts connections on that port.
 # Installs Debian's postgresql-15 when its binaries are missing. Prints the connection URL that the
 # tests read from RB6_TEST_PG_URL.
 set -euo pipefail

@@ -1,17 +1,17 @@
 //! Splitting of SQL scripts into statements on top-level `;`, as psql does.
 //!
-//! Invariant: a `;` splits only outside quotes, comments and parentheses. The scanner knows
+//! Invariant: a `;` splits only outside quotes, comments and parentheses. The scanner handles
 //! '…' literals (with `''`), E'…' escape strings (with `\`), "…" identifiers (with `""`),
 //! $tag$…$tag$ dollar quotes, `--` line comments and nested `/* */` block comments. It assumes
 //! `standard_conforming_strings = on` (the default since PostgreSQL 9.1), so a backslash
 //! escapes only inside E'…'.
 
 /// Splits `sql` into statements on top-level `;`. Each statement is trimmed and starts at its
-/// first token (leading comments are dropped); statements that contain only whitespace and
-/// comments are dropped.
+/// first token, without leading comments. Statements that contain only whitespace and comments
+/// are dropped.
 ///
 /// NOTE: SQL-standard function bodies (`BEGIN ATOMIC … END`) contain top-level `;` and are
-/// split apart; write such functions with a dollar-quoted body instead.
+/// split apart, so write such functions with a dollar-quoted body instead.
 pub fn split_statements(sql: &str) -> Vec<String> {
     let bytes = sql.as_bytes();
     let mut statements = Vec::new();
@@ -71,7 +71,7 @@ fn push_statement(statements: &mut Vec<String>, sql: &str, start: Option<usize>,
     }
 }
 
-/// Bytes that may continue an identifier; bytes of multi-byte UTF-8 characters count as letters.
+/// Returns whether `byte` may continue an identifier. Bytes of multi-byte UTF-8 characters count as letters.
 fn is_identifier_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'$' || byte >= 0x80
 }
@@ -114,7 +114,7 @@ fn skip_line_comment(bytes: &[u8], start: usize) -> usize {
     }
 }
 
-/// Skips a block comment; PostgreSQL nests block comments, so `/* /* */ */` is one comment.
+/// Skips a block comment. PostgreSQL nests block comments, so `/* /* */ */` is one comment.
 fn skip_block_comment(bytes: &[u8], start: usize) -> usize {
     let mut depth = 0usize;
     let mut i = start;
@@ -149,7 +149,10 @@ fn dollar_quote_end(bytes: &[u8], open: usize) -> Option<usize> {
     let valid_tag = match tag.first() {
         None => true,
         Some(first) => {
-            !first.is_ascii_digit() && tag.iter().all(|&byte| is_identifier_byte(byte) && byte != b'$')
+            !first.is_ascii_digit()
+                && tag
+                    .iter()
+                    .all(|&byte| is_identifier_byte(byte) && byte != b'$')
         }
     };
     if !valid_tag {
@@ -158,7 +161,9 @@ fn dollar_quote_end(bytes: &[u8], open: usize) -> Option<usize> {
 
     let delimiter = &bytes[open..open + tag_length + 2];
     let body_start = open + delimiter.len();
-    let closing = bytes[body_start..].windows(delimiter.len()).position(|window| window == delimiter);
+    let closing = bytes[body_start..]
+        .windows(delimiter.len())
+        .position(|window| window == delimiter);
     Some(match closing {
         Some(offset) => body_start + offset + delimiter.len(),
         None => bytes.len(),
@@ -175,34 +180,109 @@ mod tests {
             ("plain", "SELECT 1; SELECT 2", &["SELECT 1", "SELECT 2"]),
             ("trailing semicolon", "SELECT 1;\n", &["SELECT 1"]),
             ("empty statements", ";; SELECT 1 ;;\n;", &["SELECT 1"]),
-            ("literal", "SELECT 'a;b'; SELECT 2", &["SELECT 'a;b'", "SELECT 2"]),
-            ("doubled quote", "SELECT 'it''s;'; SELECT 2", &["SELECT 'it''s;'", "SELECT 2"]),
-            ("standard string backslash", r"SELECT 'a\'; SELECT 2", &[r"SELECT 'a\'", "SELECT 2"]),
-            ("escape string", r"SELECT E'a\';b'; SELECT 2", &[r"SELECT E'a\';b'", "SELECT 2"]),
-            ("lowercase escape string", r"SELECT e'\\'; SELECT 2", &[r"SELECT e'\\'", "SELECT 2"]),
-            ("word ending in e", r"SELECT name'\'; SELECT 2", &[r"SELECT name'\'", "SELECT 2"]),
-            ("identifier", r#"SELECT 1 AS "a;""b"; SELECT 2"#, &[r#"SELECT 1 AS "a;""b""#, "SELECT 2"]),
-            ("dollar quote", "SELECT $$a;b$$; SELECT 2", &["SELECT $$a;b$$", "SELECT 2"]),
+            (
+                "literal",
+                "SELECT 'a;b'; SELECT 2",
+                &["SELECT 'a;b'", "SELECT 2"],
+            ),
+            (
+                "doubled quote",
+                "SELECT 'it''s;'; SELECT 2",
+                &["SELECT 'it''s;'", "SELECT 2"],
+            ),
+            (
+                "standard string backslash",
+                r"SELECT 'a\'; SELECT 2",
+                &[r"SELECT 'a\'", "SELECT 2"],
+            ),
+            (
+                "escape string",
+                r"SELECT E'a\';b'; SELECT 2",
+                &[r"SELECT E'a\';b'", "SELECT 2"],
+            ),
+            (
+                "lowercase escape string",
+                r"SELECT e'\\'; SELECT 2",
+                &[r"SELECT e'\\'", "SELECT 2"],
+            ),
+            (
+                "word ending in e",
+                r"SELECT name'\'; SELECT 2",
+                &[r"SELECT name'\'", "SELECT 2"],
+            ),
+            (
+                "identifier",
+                r#"SELECT 1 AS "a;""b"; SELECT 2"#,
+                &[r#"SELECT 1 AS "a;""b""#, "SELECT 2"],
+            ),
+            (
+                "dollar quote",
+                "SELECT $$a;b$$; SELECT 2",
+                &["SELECT $$a;b$$", "SELECT 2"],
+            ),
             (
                 "tagged dollar quote",
                 "DO $body$ BEGIN PERFORM 1; END $body$; SELECT 2",
                 &["DO $body$ BEGIN PERFORM 1; END $body$", "SELECT 2"],
             ),
-            ("nested dollar tags", "SELECT $a$ $$;$$ $a$; SELECT 2", &["SELECT $a$ $$;$$ $a$", "SELECT 2"]),
-            ("positional parameter", "PREPARE p AS SELECT $1; SELECT 2", &["PREPARE p AS SELECT $1", "SELECT 2"]),
-            ("dollar in identifier", "SELECT a$b; SELECT 2", &["SELECT a$b", "SELECT 2"]),
-            ("line comment", "SELECT 1 -- a;b\n; SELECT 2", &["SELECT 1 -- a;b", "SELECT 2"]),
-            ("leading comment dropped", "-- setup\nSELECT 1;", &["SELECT 1"]),
-            ("comment-only statement", "SELECT 1; -- done\n/* end; */", &["SELECT 1"]),
-            ("block comment", "SELECT /* ; */ 1; SELECT 2", &["SELECT /* ; */ 1", "SELECT 2"]),
-            ("nested block comment", "SELECT /* /* ; */ ; */ 1; SELECT 2", &["SELECT /* /* ; */ ; */ 1", "SELECT 2"]),
+            (
+                "nested dollar tags",
+                "SELECT $a$ $$;$$ $a$; SELECT 2",
+                &["SELECT $a$ $$;$$ $a$", "SELECT 2"],
+            ),
+            (
+                "positional parameter",
+                "PREPARE p AS SELECT $1; SELECT 2",
+                &["PREPARE p AS SELECT $1", "SELECT 2"],
+            ),
+            (
+                "dollar in identifier",
+                "SELECT a$b; SELECT 2",
+                &["SELECT a$b", "SELECT 2"],
+            ),
+            (
+                "line comment",
+                "SELECT 1 -- a;b\n; SELECT 2",
+                &["SELECT 1 -- a;b", "SELECT 2"],
+            ),
+            (
+                "leading comment dropped",
+                "-- setup\nSELECT 1;",
+                &["SELECT 1"],
+            ),
+            (
+                "comment-only statement",
+                "SELECT 1; -- done\n/* end; */",
+                &["SELECT 1"],
+            ),
+            (
+                "block comment",
+                "SELECT /* ; */ 1; SELECT 2",
+                &["SELECT /* ; */ 1", "SELECT 2"],
+            ),
+            (
+                "nested block comment",
+                "SELECT /* /* ; */ ; */ 1; SELECT 2",
+                &["SELECT /* /* ; */ ; */ 1", "SELECT 2"],
+            ),
             (
                 "parentheses",
                 "CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b); SELECT 2",
-                &["CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b)", "SELECT 2"],
+                &[
+                    "CREATE RULE r AS ON INSERT TO t DO ALSO (NOTIFY a; NOTIFY b)",
+                    "SELECT 2",
+                ],
             ),
-            ("unicode", "SELECT 'é;ü'; SELECT 'ß'", &["SELECT 'é;ü'", "SELECT 'ß'"]),
-            ("unterminated literal", "SELECT 'abc; SELECT 2", &["SELECT 'abc; SELECT 2"]),
+            (
+                "unicode",
+                "SELECT 'é;ü'; SELECT 'ß'",
+                &["SELECT 'é;ü'", "SELECT 'ß'"],
+            ),
+            (
+                "unterminated literal",
+                "SELECT 'abc; SELECT 2",
+                &["SELECT 'abc; SELECT 2"],
+            ),
             ("only whitespace", "  \n\t ", &[]),
         ];
         for (name, sql, expected) in cases {

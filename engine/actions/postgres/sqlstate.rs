@@ -33,7 +33,10 @@ const CONDITIONS: &[(&str, &str)] = &[
     ("0LP01", "invalid_grant_operation"),
     ("0P000", "invalid_role_specification"),
     ("0Z000", "diagnostics_exception"),
-    ("0Z002", "stacked_diagnostics_accessed_without_active_handler"),
+    (
+        "0Z002",
+        "stacked_diagnostics_accessed_without_active_handler",
+    ),
     ("20000", "case_not_found"),
     ("21000", "cardinality_violation"),
     ("22000", "data_exception"),
@@ -116,7 +119,10 @@ const CONDITIONS: &[(&str, &str)] = &[
     ("25001", "active_sql_transaction"),
     ("25002", "branch_transaction_already_active"),
     ("25003", "inappropriate_access_mode_for_branch_transaction"),
-    ("25004", "inappropriate_isolation_level_for_branch_transaction"),
+    (
+        "25004",
+        "inappropriate_isolation_level_for_branch_transaction",
+    ),
     ("25005", "no_active_sql_transaction_for_branch_transaction"),
     ("25006", "read_only_sql_transaction"),
     ("25007", "schema_and_data_statement_mixing_not_supported"),
@@ -269,7 +275,10 @@ const CONDITIONS: &[(&str, &str)] = &[
 
 /// Returns the condition name of a SQLSTATE code, e.g. `insufficient_privilege` for `42501`.
 pub fn condition_name(code: &str) -> Option<&'static str> {
-    CONDITIONS.binary_search_by(|(known, _)| known.cmp(&code)).ok().map(|index| CONDITIONS[index].1)
+    CONDITIONS
+        .binary_search_by(|(known, _)| known.cmp(&code))
+        .ok()
+        .map(|index| CONDITIONS[index].1)
 }
 
 #[cfg(test)]
@@ -278,7 +287,12 @@ mod tests {
 
     #[test]
     fn condition_names_resolve() {
-        let cases = [("42501", Some("insufficient_privilege")), ("23505", Some("unique_violation")), ("00000", Some("successful_completion")), ("XX999", None)];
+        let cases = [
+            ("42501", Some("insufficient_privilege")),
+            ("23505", Some("unique_violation")),
+            ("00000", Some("successful_completion")),
+            ("XX999", None),
+        ];
         for (code, expected) in cases {
             assert_eq!(condition_name(code), expected, "condition name of {code}");
         }
@@ -286,6 +300,9 @@ mod tests {
 
     #[test]
     fn table_is_sorted() {
-        assert!(CONDITIONS.windows(2).all(|pair| pair[0].0 < pair[1].0), "CONDITIONS must be sorted by code for binary search");
+        assert!(
+            CONDITIONS.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "CONDITIONS must be sorted by code for binary search"
+        );
     }
 }
