@@ -9,6 +9,7 @@
 
 pub mod actions;
 pub mod diagnostic;
+pub mod execute;
 pub mod grammar;
 pub mod graph;
 pub mod interpolate;

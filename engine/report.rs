@@ -6,7 +6,7 @@
 //! secret value reaches the terminal, a pipe or a log file. Debug logs go through `tracing`.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -14,13 +14,14 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::diagnostic::{render, Problem};
 use crate::interpolate::Redactor;
 
-/// The terminal's owner.
+/// The terminal's owner. Clones share the same redactor and progress bars.
+#[derive(Clone)]
 pub struct Reporter {
     /// Whether stdout is a terminal (bars and color are used only then).
     pub interactive: bool,
     pub color: bool,
     pub verbose: bool,
-    redactor: Mutex<Redactor>,
+    redactor: Arc<Mutex<Redactor>>,
     bars: MultiProgress,
 }
 
@@ -30,7 +31,7 @@ impl Reporter {
         let interactive = std::io::stdout().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
         let bars = MultiProgress::with_draw_target(if interactive { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
-        Reporter { interactive, color: interactive && !no_color, verbose, redactor: Mutex::new(Redactor::default()), bars }
+        Reporter { interactive, color: interactive && !no_color, verbose, redactor: Arc::new(Mutex::new(Redactor::default())), bars }
     }
 
     /// Registers secret values to redact from now on.

@@ -4,7 +4,9 @@
 //! 0 success (no changes with `--detailed-exitcode`), 1 error, 2 changes pending with
 //! `--detailed-exitcode`, 3 stopped waiting for an operator's confirmation of a manual step.
 
+mod apply;
 mod commands;
+mod doctor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

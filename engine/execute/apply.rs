@@ -190,3 +190,20 @@ pub fn tail(text: &str, limit: usize) -> String {
     }
     text[start..].to_string()
 }
+
+/// Runs the check probes of pending steps; returns the (step, definition hash) of those that pass.
+pub async fn refresh(context: Arc<Context>) -> Vec<(String, String)> {
+    let scope = context.scope();
+    let state = context.state();
+    let mut done = Vec::new();
+    for step in &context.loaded.runbook.steps {
+        let pending = apply_change(step, &state, &scope).0 != Change::None;
+        if step.kind != StepKind::Step || step.checks.is_empty() || !pending {
+            continue;
+        }
+        if probe::evaluate_all(&context, &step.checks, &scope).await.passed {
+            done.push((step.name.clone(), definition_hash(step, &scope)));
+        }
+    }
+    done
+}

@@ -38,7 +38,9 @@ pub struct Context {
     pub reporter: Reporter,
     pub options: Options,
     scope: RwLock<Scope>,
-    store: Mutex<Store>,
+    /// The writable store; `None` for read-only use (`plan --refresh`), with `state` kept in memory.
+    store: Mutex<Option<Store>>,
+    read_only_state: Mutex<State>,
     docker: OnceCell<DockerClient>,
     compose: OnceCell<ComposeTool>,
 }
@@ -46,28 +48,61 @@ pub struct Context {
 impl Context {
     /// Creates the context; secrets are prepared separately by [`Context::prepare_secrets`].
     pub fn new(loaded: LoadedRunbook, scope: Scope, store: Store, reporter: Reporter, options: Options) -> Arc<Context> {
-        Arc::new(Context { loaded, reporter, options, scope: RwLock::new(scope), store: Mutex::new(store), docker: OnceCell::new(), compose: OnceCell::new() })
+        Context::build(loaded, scope, Some(store), State::default(), reporter, options)
+    }
+
+    /// Creates a context that records nothing, over a state held in memory.
+    pub fn read_only(loaded: LoadedRunbook, scope: Scope, state: State, reporter: Reporter) -> Arc<Context> {
+        Context::build(loaded, scope, None, state, reporter, Options { parallelism: 1, ..Options::default() })
+    }
+
+    fn build(loaded: LoadedRunbook, scope: Scope, store: Option<Store>, state: State, reporter: Reporter, options: Options) -> Arc<Context> {
+        Arc::new(Context {
+            loaded,
+            reporter,
+            options,
+            scope: RwLock::new(scope),
+            store: Mutex::new(store),
+            read_only_state: Mutex::new(state),
+            docker: OnceCell::new(),
+            compose: OnceCell::new(),
+        })
     }
 
     /// Appends a record to the journal durably.
     pub fn record(&self, record: Record) -> Result<(), String> {
         let mut store = self.store.lock().expect("store lock");
-        store.append(record).map_err(|error| format!("can't write the state journal: {error}"))
+        match store.as_mut() {
+            Some(store) => store.append(record).map_err(|error| format!("can't write the state journal: {error}")),
+            None => {
+                self.read_only_state.lock().expect("state lock").apply(&record);
+                Ok(())
+            }
+        }
     }
 
     /// A copy of the current state.
     pub fn state(&self) -> State {
-        self.store.lock().expect("store lock").state().clone()
+        match self.store.lock().expect("store lock").as_ref() {
+            Some(store) => store.state().clone(),
+            None => self.read_only_state.lock().expect("state lock").clone(),
+        }
     }
 
     /// Writes a snapshot and starts a fresh journal.
     pub fn compact(&self) -> Result<(), String> {
-        self.store.lock().expect("store lock").compact().map_err(|error| error.to_string())
+        match self.store.lock().expect("store lock").as_mut() {
+            Some(store) => store.compact().map_err(|error| error.to_string()),
+            None => Ok(()),
+        }
     }
 
     /// The state directory's path.
     pub fn state_dir(&self) -> std::path::PathBuf {
-        self.store.lock().expect("store lock").dir().path().to_path_buf()
+        match self.store.lock().expect("store lock").as_ref() {
+            Some(store) => store.dir().path().to_path_buf(),
+            None => std::env::temp_dir(),
+        }
     }
 
     /// A copy of the current scope (variables, secrets, captures so far).

@@ -16,7 +16,7 @@ use std::cmp::Reverse;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use apply::apply;
+pub use apply::{apply, refresh};
 pub use context::{Context, Options};
 pub use undo::undo;
 
