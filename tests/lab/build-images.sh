@@ -143,7 +143,19 @@ ensure_image() {
     fi
 
     docker tag "$tag" "$name:lab"
+    remove_stale_tags "$name" "$tag"
     echo "$tag"
+}
+
+# Untag earlier builds of image $1 so that rebuilt images don't pile up; $2 is the current tag.
+remove_stale_tags() {
+    local name=$1 current=$2 old
+
+    for old in $(docker images --format '{{.Repository}}:{{.Tag}}' "$name"); do
+        if [[ "$old" != "$current" && "$old" != "$name:lab" ]]; then
+            docker rmi "$old" >/dev/null 2>&1 || log "could not remove stale image $old"
+        fi
+    done
 }
 
 build_postgres() {

@@ -1,4 +1,4 @@
-# Shared helpers of the lab scripts; source this file, don't run it.
+# Shared helpers of the lab scripts. Source this file, don't run it.
 
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 

@@ -6,7 +6,7 @@
 #
 # DIR must not exist yet, or be empty. Afterwards it contains:
 #   docker-compose.yml        services postgres (matrix-postgres) and synapse (matrix-synapse)
-#   synapse/                  Synapse's data volume; homeserver.yaml from Synapse's --generate-config,
+#   synapse/                  Synapse's data volume, with homeserver.yaml from Synapse's --generate-config
 #                             edited in place to use PostgreSQL and no trusted key servers
 #   postgres/                 PostgreSQL's data directory
 #   scripts/pg_backup.sh      the operator's backup script (dumps the synapse database only)
@@ -104,11 +104,11 @@ EOF
     chmod 0755 "$dir/scripts/pg_backup.sh"
 }
 
-# Write homeserver.yaml with Synapse's own generator; no network, so it can't reach anything.
+# Write homeserver.yaml with Synapse's own generator, in a container without network access.
 generate_synapse_config() {
     local dir=$1
 
-    docker run --rm --network none \
+    docker run --rm --network none --workdir /data \
         -e SYNAPSE_SERVER_NAME="$LAB_SERVER_NAME" -e SYNAPSE_REPORT_STATS=no \
         -v "$dir/synapse:/data" rb6-lab-synapse:lab generate >/dev/null
 }
@@ -144,7 +144,7 @@ replace(r"^database:\n(?:  .*\n)+",
         "    cp_min: 5\n"
         "    cp_max: 10\n")
 # The generated listener binds loopback only, which Docker's port mapping can't reach.
-replace(r"^(    bind_addresses: ).*$", r"\1['0.0.0.0']")
+replace(r"^(  - bind_addresses:\n)(?:    - .*\n)+", "\\1    - 0.0.0.0\n")
 replace(r"^trusted_key_servers:\n(?:  .*\n)+", "trusted_key_servers: []\n")
 replace(r"^report_stats: .*$", "report_stats: false")
 
@@ -152,7 +152,7 @@ with open(path, "w", encoding="utf-8") as handle:
     handle.write(text)
 PY
 
-    # Synapse's generated log config writes to a file only; also log to stdout for `docker logs`.
+    # Synapse's generated log config writes to a file only. Add stdout so `docker logs` shows the log.
     sed -i 's/^    handlers: \[buffer\]$/    handlers: [buffer, console]/' "$dir/synapse/$LAB_SERVER_NAME.log.config"
 }
 

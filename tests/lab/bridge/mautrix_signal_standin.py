@@ -2,9 +2,9 @@
 """TEST STAND-IN for the mautrix-signal bridge binary (not the real bridge).
 
 The lab can't pull dock.mau.dev/mautrix/signal, so this program plays the part of
-/usr/bin/mautrix-signal wherever a runbook can see it: the command-line flags, the files it
-writes, the database it connects to, the appservice HTTP API it serves, the homeserver requests
-it makes at startup and its exit codes. The behaviour follows mautrix-go's bridgev2 (mxmain,
+/usr/bin/mautrix-signal wherever a runbook can see it. It copies the command-line flags, the
+files the bridge writes, its database connection and the appservice HTTP API it serves. It also
+copies the homeserver requests the bridge makes at startup and its exit codes. The behaviour follows mautrix-go's bridgev2 (mxmain,
 bridgeconfig, matrix connector). It bridges nothing to Signal.
 
 Modes, like the real binary:
@@ -44,7 +44,7 @@ VERSION = "v0.2603.0"
 DEFAULT_CONFIG_PATH = "/opt/mautrix-signal-standin/default-config.yaml"
 DATABASE_OWNER = "megabridge/" + NAME
 
-# Values the generated default config ships with; mautrix-go rejects a config that still has them.
+# Placeholders of the generated default config. mautrix-go rejects a config that still has them.
 UNSET_TOKEN = "This value is generated when generating the registration"
 UNSET_DATABASE_URI = "postgres://user:password@host/database?sslmode=disable"
 
@@ -562,7 +562,8 @@ class Bridge:
 
     def register_bot(self):
         localpart = self.config["appservice"]["bot"]["username"]
-        body = {"type": "m.login.application_service", "username": localpart}
+        # Like mautrix-go's IntentAPI.Register; Synapse rejects appservice logins when MSC4190 is on.
+        body = {"type": "m.login.application_service", "username": localpart, "inhibit_login": True}
         try:
             self.homeserver.request("POST", "/_matrix/client/v3/register", body, masquerade=False)
             self.log.info("Registered bot user", user_id=self.bot_user_id)
