@@ -200,6 +200,7 @@ fn blocks_and_labels_table() {
         ("label with interpolation", "step \"${var.x}\" {}", "step", &["${var.x}"], &[], &[]),
         ("nested blocks", "step \"a\" {\n  shell { run = \"x\" }\n  undo { none = \"y\" }\n}", "step", &[r#""a""#], &[], &["shell", "undo"]),
         ("attributes on one line", "file { path = \"/a\" content = \"b\" mode = \"0640\" }", "file", &[], &["path", "content", "mode"], &[]),
+        ("attributes with commas", "secret \"s\" { length = 64, alphabet = \"hex\", }", "secret", &[r#""s""#], &["length", "alphabet"], &[]),
         ("block on one line after comment", "/* c */ gate \"g\" { needs = [a] } # end", "gate", &[r#""g""#], &["needs"], &[]),
     ];
 
