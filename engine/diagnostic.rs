@@ -160,6 +160,26 @@ impl Diagnostics {
         self.problems.sort_by_key(Problem::offset);
     }
 
+    /// Keeps the first `limit` problems in source order and replaces the rest with one problem
+    /// that counts them (an error when any of them is). Rendering a problem scans the source up to its offset, so showing
+    /// every problem of a large generated file would take time quadratic in its size.
+    pub fn truncate(&mut self, limit: usize) {
+        if self.problems.len() <= limit {
+            return;
+        }
+        let omitted = self.problems.split_off(limit);
+        let first = &omitted[0];
+        let span = first.labels.first().map_or(0..0, |(span, _)| span.clone());
+        let message = format!("too many problems: {} more not shown", omitted.len());
+        let summary = if omitted.iter().any(Problem::is_error) {
+            Problem::error(&first.source, span, message, "the first one not shown")
+        } else {
+            Problem::warning(&first.source, span, message, "the first one not shown")
+        };
+        let summary = summary.with_help("fix the problems above and run again");
+        self.problems.push(summary);
+    }
+
     /// The number of errors.
     pub fn error_count(&self) -> usize {
         self.problems.iter().filter(|problem| problem.is_error()).count()

@@ -42,15 +42,23 @@ pub fn load(path: &Path) -> Result<LoadedRunbook, LoadError> {
     load_source(SourceFile::new(path.display().to_string(), text), path)
 }
 
+/// Most problems reported for one runbook; the rest are counted in one last error.
+pub const MAX_PROBLEMS: usize = 100;
+
 /// Validates runbook text already in memory; `path` locates `${runbook.dir}`.
 pub fn load_source(source: SourceFile, path: &Path) -> Result<LoadedRunbook, LoadError> {
     let body = crate::parse::parse(&source).map_err(|problem| LoadError::Invalid(Diagnostics { problems: vec![problem] }))?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let (runbook, warnings) = crate::resolve::resolve(&source, &body, &absolute).map_err(LoadError::Invalid)?;
+    let (runbook, mut warnings) = crate::resolve::resolve(&source, &body, &absolute).map_err(|mut problems| {
+        problems.truncate(MAX_PROBLEMS);
+        LoadError::Invalid(problems)
+    })?;
     let graph = StepGraph::build(&runbook).map_err(|mut cycles| {
         cycles.problems.extend(warnings.problems.iter().cloned());
         cycles.sort();
+        cycles.truncate(MAX_PROBLEMS);
         LoadError::Invalid(cycles)
     })?;
+    warnings.truncate(MAX_PROBLEMS);
     Ok(LoadedRunbook { runbook, graph, warnings, path: absolute })
 }
