@@ -188,7 +188,7 @@ pub fn call_view(call: &Call, scope: &Scope, mode: Mode) -> CallView {
         .filter_map(|spec| call.arg(spec.name).map(|expr| (spec, expr)))
         .map(|(spec, expr)| {
             let rendered = match spec.ty {
-                ArgType::Text | ArgType::Sql | ArgType::Shell => scope.render_text(expr, spec.ty, mode),
+                ArgType::Text | ArgType::Sql | ArgType::Shell | ArgType::Duration | ArgType::Mode => scope.render_text(expr, spec.ty, mode),
                 ArgType::PostgresConnection | ArgType::DockerConnection => Ok(reference_text(expr)),
                 _ => scope.render_value(expr, mode).map(|value| compact_json(&value)),
             };
