@@ -166,6 +166,9 @@ impl StepGraph {
             let (dependent, dependency) = (&runbook.steps[self.graph[pair[0]]], &runbook.steps[self.graph[pair[1]]]);
             if let Some(need) = dependent.needs.iter().find(|need| need.name == dependency.name) {
                 problem.labels.push((need.span.clone(), format!("`{}` needs `{}`", dependent.name, dependency.name)));
+            } else if let Some(reference) = capture_references(dependent).into_iter().find(|reference| dependency.captures.iter().any(|capture| capture.name == reference.segments[1].name)) {
+                let label = format!("`{}` uses capture `{}` of `{}`", dependent.name, reference.segments[1].name, dependency.name);
+                problem.labels.push((reference.span.clone(), label));
             }
         }
         problem.with_help("remove one of these dependencies to break the cycle")
@@ -253,6 +256,11 @@ fn stable_topological_order<K: Ord>(count: usize, edges: &[(usize, usize)], prio
 
 /// The capture names a step uses anywhere in its definition.
 pub fn used_captures(step: &Step) -> BTreeSet<String> {
+    capture_references(step).into_iter().map(|reference| reference.segments[1].name.clone()).collect()
+}
+
+/// Every `capture.NAME` reference in a step's definition, with its span.
+pub fn capture_references(step: &Step) -> Vec<&Reference> {
     let mut references: Vec<&Reference> = Vec::new();
     for call in step_calls(step) {
         collect_call_references(call, &mut references);
@@ -270,11 +278,8 @@ pub fn used_captures(step: &Step) -> BTreeSet<String> {
     if let Some(instructions) = &step.instructions {
         references.extend(instructions.interpolations().map(|i| &i.reference));
     }
+    references.retain(|reference| reference.segments.len() == 2 && reference.segments[0].name == "capture");
     references
-        .into_iter()
-        .filter(|reference| reference.segments.len() == 2 && reference.segments[0].name == "capture")
-        .map(|reference| reference.segments[1].name.clone())
-        .collect()
 }
 
 /// Every call in a step: action, checks, undo action and guards, evidence.

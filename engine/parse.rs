@@ -117,6 +117,8 @@ fn rule_name(rule: Rule) -> Option<&'static str> {
         Rule::string_close => "a closing `\"`",
         Rule::map_entry => "a map entry (`key = value`)",
         Rule::function_call => "a function call",
+        Rule::function_close => "`)` (a function takes one reference)",
+        Rule::heredoc_open_end => "end of line after the heredoc tag",
         Rule::heredoc_end => "the heredoc's closing tag on its own line",
         Rule::heredoc_tag => "a heredoc tag in capitals, like SQL",
         Rule::escape => "a valid escape (\\\", \\\\, \\n, \\t, \\r, \\$, \\u{...})",

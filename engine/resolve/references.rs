@@ -17,13 +17,25 @@ pub const FUNCTIONS: &[(&str, &str)] = &[
 ];
 
 /// Returns the closest candidate to `name` when it is close enough to be a likely typo.
+///
+/// A candidate is close when its Jaro-Winkler similarity exceeds 0.8, or when it is one edit
+/// away (none for names of 1 or 2 characters, two for names longer than 4), counting a swap of
+/// neighbours as one edit.
+/// The edit distance catches typos in short names such as `tow` for `two`, which Jaro's
+/// matching window misses. Among close candidates, the fewest edits win, then the highest
+/// similarity.
 pub fn did_you_mean<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let max_edits = match name.chars().count() {
+        0..=2 => 0,
+        3..=4 => 1,
+        _ => 2,
+    };
     candidates
         .into_iter()
-        .map(|candidate| (strsim::jaro_winkler(name, candidate), candidate))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
+        .map(|candidate| (strsim::osa_distance(name, candidate), strsim::jaro_winkler(name, candidate), candidate))
+        .filter(|(edits, similarity, _)| *similarity > 0.8 || *edits <= max_edits)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, candidate)| candidate)
 }
 
 impl Resolver<'_> {
@@ -156,5 +168,32 @@ impl Resolver<'_> {
             Some(suggestion) => format!("did you mean `{namespace}.{suggestion}`?"),
             None => format!("declare it with `{what} \"{name}\" {{ ... }}`"),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::did_you_mean;
+
+    #[test]
+    fn did_you_mean_table() {
+        let steps = ["one", "two", "create_role", "create_database", "grant"];
+        // (typed name, expected suggestion)
+        let table: &[(&str, Option<&str>)] = &[
+            ("tow", Some("two")),
+            ("on", Some("one")),
+            ("ab", None),
+            ("ones", Some("one")),
+            ("create_rol", Some("create_role")),
+            ("craete_role", Some("create_role")),
+            ("create_databse", Some("create_database")),
+            ("grnat", Some("grant")),
+            ("x", None),
+            ("deploy", None),
+            ("", None),
+        ];
+        for (typed, expected) in table {
+            assert_eq!(did_you_mean(typed, steps.iter().copied()), *expected, "suggestion for `{typed}`");
+        }
     }
 }

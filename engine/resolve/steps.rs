@@ -126,13 +126,14 @@ impl Resolver<'_> {
     fn check_step_shape(&mut self, block: &Block, step: &mut Step) {
         match step.kind {
             StepKind::Step if step.action.is_none() => {
-                let has_action_block = block.body.blocks.iter().any(|inner| schema::find(&inner.kind.name).is_some());
+                // Any other block was resolved as an action and reported if unknown or invalid.
+                let has_action_block = block.body.blocks.iter().any(|inner| !matches!(inner.kind.name.as_str(), "check" | "undo" | "capture"));
                 if !has_action_block {
                     self.error(block.kind.span.clone(), format!("step `{}` has no action", step.name), "expected an action block inside")
                         .help = Some(format!("actions: {}", schema::names_for(Role::Action).join(", ")));
                 }
             }
-            StepKind::Gate if step.checks.is_empty() && !block.body.blocks.iter().any(|inner| schema::find(&inner.kind.name).is_some()) => {
+            StepKind::Gate if step.checks.is_empty() && !block.body.blocks.iter().any(|inner| inner.kind.name != "on_fail") => {
                 self.error(block.kind.span.clone(), format!("gate `{}` has no probe", step.name), "expected a probe block inside")
                     .help = Some(format!("probes: {}", schema::names_for(Role::Probe).join(", ")));
             }
