@@ -60,10 +60,19 @@ async fn apply_node(context: &Context, index: usize) -> NodeResult {
 }
 
 async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, interrupted: bool) -> Result<NodeResult, String> {
+    // A step applied before with another definition keeps the undo data of that first apply.
+    let previous_undo = context.state().steps.get(&step.name).filter(|record| record.status == StepStatus::Applied).map(|record| record.undo.clone());
+    let merge_undo = |mut output: ActionOutput| {
+        if let Some(previous) = &previous_undo {
+            output.undo = actions::inverse::merge_reapplied(previous, output.undo);
+        }
+        output
+    };
+
     if !step.checks.is_empty() {
         let checks = probe::evaluate_all(context, &step.checks, scope).await;
         if checks.passed {
-            record_applied(context, step, hash, true, ActionOutput::default(), scope).await?;
+            record_applied(context, step, hash, true, merge_undo(ActionOutput::default()), scope).await?;
             context.reporter.line(&format!("✓ step \"{}\" already done (check passed)", step.name));
             return Ok(NodeResult::Succeeded(Done::AlreadyDone));
         }
@@ -79,7 +88,7 @@ async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, i
     let output = run_with_retries(context, step, || actions::perform(context, &step.name, action, scope)).await;
     spinner.finish_and_clear();
 
-    let output = output?;
+    let output = merge_undo(output?);
     record_applied(context, step, hash, false, output, scope).await?;
     context.reporter.line(&format!("✓ step \"{}\" applied", step.name));
     Ok(NodeResult::Succeeded(Done::Ran))
