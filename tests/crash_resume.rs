@@ -14,18 +14,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use common::{journal_frames, Background, Run, Sandbox, FRAME_HEADER_LEN};
+use common::{journal_frames, Background, Run, Sandbox, FRAME_HEADER_LEN, PAUSE_SCRIPT};
 
 /// Number of steps of the generated runbook.
 const STEPS: usize = 32;
-
-/// Sleeps when `PAUSE_AT` names this pause point, after creating `paused` beside the script.
-const PAUSE_SCRIPT: &str = r#"#!/bin/sh
-if [ "$PAUSE_AT" = "$1" ]; then
-  touch "$(dirname "$0")/paused"
-  exec sleep 60
-fi
-"#;
 
 fn step_name(index: usize) -> String {
     format!("s{index:02}")
@@ -102,12 +94,11 @@ fn spawn_apply(sandbox: &Sandbox, pause: &str, extra: &[&str]) -> Background {
     sandbox.rb6(&args).env("PAUSE_AT", pause).spawn(&sandbox.path("runs"))
 }
 
-/// Runs an apply until it reaches `pause`, then kills it and every step process.
+/// Runs `rb6 apply --auto-approve EXTRA...` until it reaches `pause`, then kills it.
 fn kill_at(sandbox: &Sandbox, pause: &str, extra: &[&str]) {
-    let mut run = spawn_apply(sandbox, pause, extra);
-    run.wait_for_file(&sandbox.path("paused"));
-    run.kill();
-    std::fs::remove_file(sandbox.path("paused")).expect("remove the pause marker");
+    let mut args = vec!["apply", common::RUNBOOK, "--auto-approve"];
+    args.extend_from_slice(extra);
+    sandbox.kill_at(pause, &args);
 }
 
 /// Asserts that no line of the log appears twice.

@@ -20,6 +20,15 @@ use std::time::{Duration, Instant};
 /// Path of the binary under test.
 pub const RB6: &str = env!("CARGO_BIN_EXE_rb6");
 
+/// A script for pause points: `sh pause.sh POINT` sleeps when the environment variable
+/// `PAUSE_AT` equals POINT, after creating the file `paused` beside the script.
+pub const PAUSE_SCRIPT: &str = r#"#!/bin/sh
+if [ "$PAUSE_AT" = "$1" ]; then
+  touch "$(dirname "$0")/paused"
+  exec sleep 60
+fi
+"#;
+
 /// Name of the runbook file in every sandbox.
 pub const RUNBOOK: &str = "runbook.rb6";
 
@@ -121,6 +130,15 @@ impl Sandbox {
         let mut args = vec!["--auto-approve"];
         args.extend_from_slice(extra);
         self.run("undo", &args).expect_code(0)
+    }
+
+    /// Runs `rb6 ARGS` with `PAUSE_AT=pause` until it reaches that pause point, then kills it
+    /// and every step process. Needs [`PAUSE_SCRIPT`] as `pause.sh` in the sandbox.
+    pub fn kill_at(&self, pause: &str, args: &[&str]) {
+        let mut run = self.rb6(args).env("PAUSE_AT", pause).spawn(&self.path("runs"));
+        run.wait_for_file(&self.path("paused"));
+        run.kill();
+        std::fs::remove_file(self.path("paused")).expect("remove the pause marker");
     }
 
     /// `rb6 state list` with the finish times removed: one `kind name status` line per step.
