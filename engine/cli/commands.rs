@@ -159,7 +159,7 @@ fn state(command: StateCommand, reporter: &Reporter) -> Result<u8, u8> {
             let current = read_state(&state_dir(&loaded, &state), reporter)?;
             reporter.add_secrets(current.secrets.values());
             for step in &loaded.runbook.steps {
-                let status = current.steps.get(&step.name).map_or("pending".to_string(), |record| format!("{:?}", record.status).to_lowercase());
+                let status = current.steps.get(&step.name).map_or("pending".to_string(), |record| status_name(record.status));
                 let finished = current.steps.get(&step.name).and_then(|record| record.finished_at.clone()).unwrap_or_default();
                 reporter.print(&format!("{:<8} {:<40} {:<12} {finished}\n", step.kind.keyword(), step.name, status));
             }
@@ -188,4 +188,9 @@ fn state(command: StateCommand, reporter: &Reporter) -> Result<u8, u8> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// A status as the journal spells it: `applied`, `undo_started`, ...
+fn status_name(status: rb6::state::records::StepStatus) -> String {
+    serde_json::to_value(status).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -77,9 +77,11 @@ async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, i
             return Ok(NodeResult::Succeeded(Done::AlreadyDone));
         }
     } else if interrupted && !context.options.retry_interrupted && !ask_rerun(context, step) {
-        return Err(format!(
-            "step was interrupted during an earlier run and has no check probe to tell whether it finished; verify its effect, then run again with --retry-interrupted (or add a `check` block)"
-        ));
+        // No "failed" record: it would replace the "started" one, and the next run would then
+        // rerun the step without asking.
+        let message = "step was interrupted during an earlier run and has no check probe to tell whether it finished; verify its effect, then run again with --retry-interrupted (or add a `check` block)".to_string();
+        context.reporter.line(&format!("✗ step \"{}\" failed: {message}", step.name));
+        return Ok(NodeResult::Failed(message));
     }
 
     context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp() })?;
