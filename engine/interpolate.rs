@@ -98,7 +98,7 @@ impl Scope {
             ExprKind::Map(entries) => {
                 let mut map = serde_json::Map::new();
                 for (key, value) in entries {
-                    map.insert(key.name.clone(), self.render_value(value, mode)?);
+                    map.insert(self.render_key(key, mode)?, self.render_value(value, mode)?);
                 }
                 Value::Object(map)
             }
@@ -113,6 +113,14 @@ impl Scope {
         })
     }
 
+    /// Renders a map key: its text, with its interpolations rendered as plain text.
+    pub fn render_key(&self, key: &crate::syntax::MapKey, mode: Mode) -> Result<String, RenderError> {
+        match &key.template {
+            Some(template) => self.render(template, ArgType::Text, mode),
+            None => Ok(key.name.clone()),
+        }
+    }
+
     /// Renders a list of strings.
     pub fn render_list(&self, expr: &Expr, mode: Mode) -> Result<Vec<String>, RenderError> {
         match &expr.kind {
@@ -124,7 +132,7 @@ impl Scope {
     /// Renders a map of strings.
     pub fn render_map(&self, expr: &Expr, mode: Mode) -> Result<Vec<(String, String)>, RenderError> {
         match &expr.kind {
-            ExprKind::Map(entries) => entries.iter().map(|(key, value)| Ok((key.name.clone(), self.render_text(value, ArgType::Text, mode)?))).collect(),
+            ExprKind::Map(entries) => entries.iter().map(|(key, value)| Ok((self.render_key(key, mode)?, self.render_text(value, ArgType::Text, mode)?))).collect(),
             _ => Ok(Vec::new()),
         }
     }

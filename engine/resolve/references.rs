@@ -80,7 +80,10 @@ impl Resolver<'_> {
                 }
             }
             ExprKind::Map(entries) => {
-                for (_, value) in entries {
+                for (key, value) in entries {
+                    if let Some(template) = &key.template {
+                        self.check_template(template, ArgType::Text);
+                    }
                     self.check_references(value, ArgType::Text);
                 }
             }
