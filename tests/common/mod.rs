@@ -337,6 +337,10 @@ impl Background {
     }
 
     /// Kills the process and every process of its session with SIGKILL, then reaps it.
+    ///
+    /// NOTE: killing only the rb6 process is not enough, because each shell step runs in a
+    /// process group of its own and outlives it. A resume started before such a leftover step
+    /// finishes can run the step a second time.
     pub fn kill(&mut self) {
         let session = self.pid() as i32;
         kill_session(session);
