@@ -23,16 +23,16 @@ fn step_name(index: usize) -> String {
     format!("s{index:02}")
 }
 
-/// The steps each step needs: a chain broken every fourth step, plus links five and eight back.
+/// Returns the steps a step needs: a chain broken every fourth step, plus links five and eight back.
 fn needs(index: usize) -> Vec<usize> {
     let mut needs = BTreeSet::new();
-    if index % 4 != 0 && index >= 1 {
+    if !index.is_multiple_of(4) && index >= 1 {
         needs.insert(index - 1);
     }
-    if index >= 5 && index % 3 == 0 {
+    if index >= 5 && index.is_multiple_of(3) {
         needs.insert(index - 5);
     }
-    if index >= 8 && index % 4 == 0 {
+    if index >= 8 && index.is_multiple_of(4) {
         needs.insert(index - 8);
         needs.insert(index - 3);
     }
@@ -48,7 +48,7 @@ fn sleep_after(index: usize) -> bool {
     index % 9 == 6
 }
 
-/// A runbook of [`STEPS`] shell steps with `check` probes and pause points.
+/// Generates a runbook of [`STEPS`] shell steps with `check` probes and pause points.
 fn runbook() -> String {
     let mut text = String::from("runbook \"crash\" {\n  description = \"Steps that append their name to a log exactly once\"\n}\n");
     for index in 0..STEPS {
@@ -126,7 +126,7 @@ fn assert_complete_log(sandbox: &Sandbox) {
     assert_eq!(lines.len(), STEPS, "the log should have one line per step");
 }
 
-/// The state and log of an uninterrupted run of the same runbook.
+/// Applies the same runbook without interruption and returns its state and log lines.
 fn uninterrupted() -> (Vec<String>, BTreeSet<String>) {
     let sandbox = sandbox();
     sandbox.apply_ok(&[]);
@@ -141,7 +141,7 @@ fn assert_same_as_uninterrupted(sandbox: &Sandbox) {
     sandbox.run("plan", &["--detailed-exitcode"]).expect_code(0);
 }
 
-/// The steps in the order a run with `--parallelism 1` applies them.
+/// Returns the steps in the order a run with `--parallelism 1` applies them.
 fn apply_order(sandbox: &Sandbox) -> Vec<String> {
     let run = sandbox.run("plan", &["--json"]).expect_code(0);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan --json is JSON");

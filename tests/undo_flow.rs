@@ -1,7 +1,7 @@
-//! `rb6 undo` through the real binary: every edited file comes back byte-identical after a full
-//! or a partial apply, `only_if` guards skip an undo, a handler-style undo runs after the undos
-//! of the steps it needs, `--target` limits the undo, an edited-since file stops the undo
-//! unless `--force`, and an undo killed with SIGKILL resumes.
+//! `rb6 undo` through the real binary. Every edited file comes back byte-identical after a full
+//! or a partial apply. An `only_if` guard skips an undo, and a handler-style undo runs after the
+//! undos of the steps it needs. `--target` limits the undo, a file edited since the apply stops
+//! the undo unless `--force`, and an undo killed with SIGKILL resumes.
 
 mod common;
 
@@ -219,7 +219,9 @@ fn handler_undo_runs_after_needs() {
     let plan: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan --json is JSON");
     let restart = plan["entries"].as_array().expect("entries").iter().find(|entry| entry["step"] == "restart").expect("restart is in the undo plan");
     let after: Vec<&str> = restart["undo_after"].as_array().expect("undo_after").iter().filter_map(|name| name.as_str()).collect();
-    assert!(after.contains(&"hs_remove") && after.contains(&"bridge_tags"), "restart's undo should be planned after hs_remove and bridge_tags: {after:?}");
+    for need in ["hs_remove", "bridge_tags"] {
+        assert!(after.contains(&need), "restart's undo should be planned after {need}'s: {after:?}");
+    }
 
     let undo = sandbox.undo_ok(&[]);
     let restart_at = undo.line_index("step \"restart\" undone");

@@ -190,7 +190,7 @@ fn state(command: StateCommand, reporter: &Reporter) -> Result<u8, u8> {
     }
 }
 
-/// A status as the journal spells it: `applied`, `undo_started`, ...
+/// Spells a status as the journal does: `applied`, `undo_started`, ...
 fn status_name(status: rb6::state::records::StepStatus) -> String {
     serde_json::to_value(status).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default()
 }

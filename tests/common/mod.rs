@@ -32,7 +32,7 @@ fi
 /// Name of the runbook file in every sandbox.
 pub const RUNBOOK: &str = "runbook.rb6";
 
-/// Longest wait for a condition that a healthy run reaches in well under a second.
+/// Maximum wait for a condition that a healthy run reaches in well under a second.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A temporary directory holding one runbook and its `.rb6` state.
@@ -54,27 +54,27 @@ impl Sandbox {
         sandbox
     }
 
-    /// The sandbox directory.
+    /// Returns the sandbox directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    /// A path inside the sandbox.
+    /// Returns a path inside the sandbox.
     pub fn path(&self, relative: &str) -> PathBuf {
         self.dir.path().join(relative)
     }
 
-    /// The runbook's path.
+    /// Returns the runbook's path.
     pub fn runbook(&self) -> PathBuf {
         self.path(RUNBOOK)
     }
 
-    /// The state directory's path.
+    /// Returns the state directory's path.
     pub fn state_dir(&self) -> PathBuf {
         self.path(".rb6")
     }
 
-    /// The journal's path.
+    /// Returns the journal's path.
     pub fn journal(&self) -> PathBuf {
         self.path(".rb6/journal")
     }
@@ -96,17 +96,17 @@ impl Sandbox {
         std::fs::read_to_string(self.path(relative)).unwrap_or_default()
     }
 
-    /// The lines of a file inside the sandbox; none when it does not exist.
+    /// Reads the lines of a file inside the sandbox, none when it does not exist.
     pub fn lines(&self, relative: &str) -> Vec<String> {
         self.read(relative).lines().map(str::to_string).collect()
     }
 
-    /// Whether a file or directory exists inside the sandbox.
+    /// Returns whether a file or directory exists inside the sandbox.
     pub fn exists(&self, relative: &str) -> bool {
         self.path(relative).exists()
     }
 
-    /// A command running `rb6 ARGS` in the sandbox.
+    /// Builds a command that runs `rb6 ARGS` in the sandbox.
     pub fn rb6(&self, args: &[&str]) -> Rb6 {
         Rb6::new(self.dir(), args)
     }
@@ -118,14 +118,14 @@ impl Sandbox {
         self.rb6(&args).run()
     }
 
-    /// `rb6 apply --auto-approve EXTRA...`, which must exit 0.
+    /// Runs `rb6 apply --auto-approve EXTRA...`, which must exit 0.
     pub fn apply_ok(&self, extra: &[&str]) -> Run {
         let mut args = vec!["--auto-approve"];
         args.extend_from_slice(extra);
         self.run("apply", &args).expect_code(0)
     }
 
-    /// `rb6 undo --auto-approve EXTRA...`, which must exit 0.
+    /// Runs `rb6 undo --auto-approve EXTRA...`, which must exit 0.
     pub fn undo_ok(&self, extra: &[&str]) -> Run {
         let mut args = vec!["--auto-approve"];
         args.extend_from_slice(extra);
@@ -141,20 +141,20 @@ impl Sandbox {
         std::fs::remove_file(self.path("paused")).expect("remove the pause marker");
     }
 
-    /// `rb6 state list` with the finish times removed: one `kind name status` line per step.
+    /// Runs `rb6 state list` and drops the finish times, leaving one `kind name status` line per step.
     pub fn state_list(&self) -> Vec<String> {
         let run = self.rb6(&["state", "list", RUNBOOK]).run().expect_code(0);
         run.stdout.lines().map(|line| line.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).collect()
     }
 
-    /// The status `rb6 state list` shows for one step.
+    /// Returns the status that `rb6 state list` shows for one step.
     pub fn status(&self, step: &str) -> String {
         let lines = self.state_list();
         let line = lines.iter().find(|line| line.split(' ').nth(1) == Some(step)).unwrap_or_else(|| panic!("step {step} is missing from `rb6 state list`:\n{}", lines.join("\n")));
         line.split(' ').nth(2).unwrap_or_default().to_string()
     }
 
-    /// `rb6 plan --json`, parsed: step name to plan symbol, for the entries that change.
+    /// Runs `rb6 plan --json` and maps each step that changes to its plan symbol.
     pub fn plan_symbols(&self, extra: &[&str]) -> BTreeMap<String, String> {
         let mut args = vec!["--json"];
         args.extend_from_slice(extra);
@@ -169,7 +169,7 @@ impl Sandbox {
             .collect()
     }
 
-    /// Every path under the sandbox whose file name is `name`.
+    /// Finds every path under the sandbox whose file name is `name`.
     pub fn find_named(&self, name: &str) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut pending = vec![self.dir().to_path_buf()];
@@ -268,7 +268,7 @@ impl Run {
         self
     }
 
-    /// Stdout and stderr together.
+    /// Returns stdout and stderr together.
     pub fn output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
@@ -285,7 +285,7 @@ impl Run {
         self
     }
 
-    /// The index of the first stdout line containing `text`.
+    /// Returns the index of the first stdout line containing `text`.
     pub fn line_index(&self, text: &str) -> usize {
         self.stdout.lines().position(|line| line.contains(text)).unwrap_or_else(|| panic!("no stdout line contains {text:?}\n{self}"))
     }
@@ -302,12 +302,12 @@ pub struct Background {
 }
 
 impl Background {
-    /// The process id, which is also its session and process group id.
+    /// Returns the process id, which is also its session and process group id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Whether the process has exited (it is reaped then).
+    /// Returns whether the process has exited, reaping it if so.
     pub fn has_exited(&mut self) -> bool {
         if self.status.is_none() {
             self.status = self.child.try_wait().expect("poll the rb6 process");
@@ -315,7 +315,7 @@ impl Background {
         self.status.is_some()
     }
 
-    /// Waits until `condition` holds, polling every few milliseconds. Returns false when the
+    /// Waits until `condition` is true, polling every few milliseconds. Returns false when the
     /// process exits first; panics after [`PATIENCE`].
     pub fn wait_until(&mut self, what: &str, mut condition: impl FnMut() -> bool) -> bool {
         loop {
@@ -337,6 +337,10 @@ impl Background {
     }
 
     /// Kills the process and every process of its session with SIGKILL, then reaps it.
+    ///
+    /// NOTE: killing only the rb6 process is not enough, because each shell step runs in a
+    /// process group of its own and outlives it. A resume started before such a leftover step
+    /// finishes can run the step a second time.
     pub fn kill(&mut self) {
         let session = self.pid() as i32;
         kill_session(session);
@@ -364,7 +368,7 @@ impl Background {
         }
     }
 
-    /// The command and output so far, for failure messages.
+    /// Formats the command and its output so far, for failure messages.
     pub fn report(&self) -> String {
         format!(
             "command: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n---",
@@ -405,7 +409,7 @@ pub fn kill_session(session: i32) {
     panic!("processes of session {session} survived SIGKILL: {:?}", session_members(session));
 }
 
-/// Live (not zombie) processes of a session, read from /proc.
+/// Lists the live (not zombie) processes of a session, read from /proc.
 pub fn session_members(session: i32) -> Vec<i32> {
     let mut members = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
@@ -418,19 +422,19 @@ pub fn session_members(session: i32) -> Vec<i32> {
     members
 }
 
-/// Whether a process is alive, counting a zombie as dead.
+/// Returns whether a process is alive, counting a zombie as dead.
 pub fn process_alive(pid: i32) -> bool {
     proc_stat_fields(pid).is_some_and(|fields| fields.first().map(String::as_str) != Some("Z"))
 }
 
-/// The fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, ...
+/// Reads the fields of /proc/PID/stat after the command name: state, ppid, pgrp, session, ...
 fn proc_stat_fields(pid: i32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     Some(after_name.split_whitespace().map(str::to_string).collect())
 }
 
-/// Waits until `condition` holds or [`PATIENCE`] passes; returns whether it held.
+/// Waits until `condition` is true or [`PATIENCE`] passes, and returns whether it became true.
 pub fn eventually(mut condition: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < PATIENCE {
@@ -484,7 +488,7 @@ pub fn quote(word: &str) -> String {
     shlex::try_quote(word).map(|quoted| quoted.into_owned()).unwrap_or_else(|_| format!("{word:?}"))
 }
 
-/// Host name of this machine, as the lock records it.
+/// Returns the host name of this machine, as the lock records it.
 pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string()
 }
