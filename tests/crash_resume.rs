@@ -13,6 +13,8 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::thread::sleep;
+use std::time::Duration;
 
 use common::{journal_frames, Background, Run, Sandbox, FRAME_HEADER_LEN, PAUSE_SCRIPT};
 
@@ -324,4 +326,28 @@ fn corrupt_middle_record_is_an_error() {
     }
     assert_eq!(std::fs::read(sandbox.journal()).expect("read the journal"), bytes, "rb6 should leave a corrupt journal as it is");
     assert_eq!(sandbox.lines("log"), ["a", "b"], "no step should run over a corrupt journal");
+}
+
+/// One slow step with a probe: its shell sleeps, then appends to the log.
+const SLOW_STEP: &str = r#"
+runbook "leftover" { description = "A step whose process outlives a killed rb6" }
+
+step "slow" {
+  shell { run = "touch ${runbook.dir}/running; sleep 1; echo slow >> ${runbook.dir}/log" }
+  check { command { run = "grep -qxF slow ${runbook.dir}/log" } }
+  undo { none = "test output" }
+}
+"#;
+
+#[test]
+fn leftover_step_process_killed_on_resume() {
+    let sandbox = Sandbox::with_runbook(SLOW_STEP);
+    let mut run = sandbox.rb6(&["apply", common::RUNBOOK, "--auto-approve"]).spawn(&sandbox.path("runs"));
+    run.wait_for_file(&sandbox.path("running"));
+    run.kill_rb6_only();
+
+    let resumed = sandbox.apply_ok(&[]);
+    resumed.expect_output("left running by the interrupted run");
+    sleep(Duration::from_millis(1500));
+    assert_eq!(sandbox.lines("log"), ["slow"], "the leftover process of the killed run must not append a second line\n{resumed}");
 }

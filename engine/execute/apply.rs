@@ -60,6 +60,9 @@ async fn apply_node(context: &Context, index: usize) -> NodeResult {
 }
 
 async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, interrupted: bool) -> Result<NodeResult, String> {
+    if interrupted {
+        context.kill_leftovers(&step.name);
+    }
     // A step applied before with another definition keeps the undo data of that first apply.
     let previous_undo = context.state().steps.get(&step.name).filter(|record| record.status == StepStatus::Applied).map(|record| record.undo.clone());
     let merge_undo = |mut output: ActionOutput| {

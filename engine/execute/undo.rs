@@ -47,6 +47,9 @@ async fn undo_node(context: &Context, index: usize) -> NodeResult {
     let step = &context.loaded.runbook.steps[index];
     let scope = context.scope();
     let record = context.state().steps.get(&step.name).cloned();
+    if record.as_ref().is_some_and(|record| record.status == StepStatus::UndoStarted) {
+        context.kill_leftovers(&step.name);
+    }
     let now = crate::report::timestamp;
 
     let result: Result<NodeResult, String> = async {

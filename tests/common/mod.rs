@@ -336,11 +336,15 @@ impl Background {
         assert!(appeared, "the process exited before {} appeared\n{}", path.display(), self.report());
     }
 
-    /// Kills the process and every process of its session with SIGKILL, then reaps it.
-    ///
-    /// NOTE: killing only the rb6 process is not enough, because each shell step runs in a
-    /// process group of its own and outlives it. A resume started before such a leftover step
-    /// finishes can run the step a second time.
+    /// Kills only the rb6 process with SIGKILL and reaps it; its step processes keep running.
+    pub fn kill_rb6_only(&mut self) {
+        let _ = self.child.kill();
+        self.status = Some(self.child.wait().expect("reap the killed rb6 process"));
+    }
+
+    /// Kills the process and every process of its session with SIGKILL, then reaps it, like a
+    /// crash of the whole machine or service. [`Background::kill_rb6_only`] covers the case where
+    /// step processes outlive rb6.
     pub fn kill(&mut self) {
         let session = self.pid() as i32;
         kill_session(session);
