@@ -98,6 +98,7 @@ impl Resolver<'_> {
 
     /// Checks the references and functions of a template used in `context`.
     pub fn check_template(&mut self, template: &Template, context: ArgType) {
+        self.check_quoting(template, context);
         for interpolation in template.interpolations() {
             self.check_function(interpolation, context);
             self.check_reference(&interpolation.reference);
