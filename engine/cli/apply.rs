@@ -205,7 +205,7 @@ pub fn refresh(loaded: &LoadedRunbook, scope: &Scope, state: &mut State, reporte
     let context = Context::read_only(loaded.clone(), scope.clone(), state.clone(), reporter.clone());
     let found = runtime.block_on(execute::refresh(context.clone()));
     for (step, hash) in found {
-        state.apply(&Record::Applied { step, hash, at: rb6::report::timestamp(), via_check: true, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() });
+        state.apply(&Record::Applied { step, hash, at: rb6::report::timestamp(), via_check: true, preexisting: false, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() });
     }
 }
 

@@ -108,7 +108,21 @@ async fn record_applied(context: &Context, step: &Step, hash: &str, via_check: b
     let captures = actions::capture::read_all(context, step, &output, scope).await?;
     context.add_captures(&captures);
     let output_text = context.reporter.redact(&tail(&output.stdout, 4096));
-    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check, captures, undo: output.undo, output: output_text })
+    let preexisting = via_check && was_never_run(&context.state(), &step.name);
+    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check, preexisting, captures, undo: output.undo, output: output_text })
+}
+
+/// Returns true when rb6 never ran the step's action here: no record, or it was undone, or it
+/// was itself found pre-existing. A started or failed record means the action may have run.
+fn was_never_run(state: &crate::state::records::State, step: &str) -> bool {
+    match state.steps.get(step) {
+        None => true,
+        Some(record) => match record.status {
+            StepStatus::Undone => true,
+            StepStatus::Applied => record.preexisting,
+            _ => false,
+        },
+    }
 }
 
 /// Runs an attempt up to `1 + retries` times, each bounded by the step's timeout.
@@ -150,7 +164,7 @@ async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -
     spinner.finish_and_clear();
 
     if evaluation.passed {
-        context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check: false, captures: Default::default(), undo: serde_json::Value::Null, output: evaluation.summary() })?;
+        context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check: false, preexisting: false, captures: Default::default(), undo: serde_json::Value::Null, output: evaluation.summary() })?;
         context.reporter.line(&format!("✓ gate \"{}\" passed", step.name));
         for line in evaluation.lines() {
             context.reporter.line(&format!("    {line}"));
@@ -184,7 +198,7 @@ async fn apply_manual(context: &Context, step: &Step, hash: &str, scope: &Scope)
 
     let now = crate::report::timestamp();
     context.record(Record::Confirmed { step: step.name.clone(), at: now.clone() })?;
-    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: now, via_check: false, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() })?;
+    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: now, via_check: false, preexisting: false, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() })?;
     context.reporter.line(&format!("✓ manual step \"{}\" confirmed", step.name));
     Ok(NodeResult::Succeeded(Done::Ran))
 }

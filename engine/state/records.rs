@@ -32,6 +32,10 @@ pub enum Record {
         at: String,
         /// True when the check probe passed and the action did not run.
         via_check: bool,
+        /// True when the check passed before rb6 ever ran the step: rb6 did not create its effect,
+        /// so undo leaves it in place.
+        #[serde(default)]
+        preexisting: bool,
         #[serde(default)]
         captures: BTreeMap<String, String>,
         /// What undo needs, e.g. a file's previous content.
@@ -56,6 +60,9 @@ pub struct StepRecord {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub via_check: bool,
+    /// The step's effect existed before rb6 ran it (see [`Record::Applied`]).
+    #[serde(default)]
+    pub preexisting: bool,
     pub captures: BTreeMap<String, String>,
     pub undo: serde_json::Value,
     pub output: String,
@@ -82,12 +89,13 @@ impl State {
                 entry.finished_at = None;
                 entry.error = None;
             }
-            Record::Applied { step, hash, at, via_check, captures, undo, output } => {
+            Record::Applied { step, hash, at, via_check, preexisting, captures, undo, output } => {
                 let entry = self.entry(step, hash);
                 entry.status = StepStatus::Applied;
                 entry.hash = hash.clone();
                 entry.finished_at = Some(at.clone());
                 entry.via_check = *via_check;
+                entry.preexisting = *preexisting;
                 entry.captures = captures.clone();
                 entry.undo = undo.clone();
                 entry.output = output.clone();
@@ -121,6 +129,7 @@ impl State {
             started_at: None,
             finished_at: None,
             via_check: false,
+            preexisting: false,
             captures: BTreeMap::new(),
             undo: serde_json::Value::Null,
             output: String::new(),
