@@ -76,13 +76,26 @@ pub fn state_dir(loaded: &LoadedRunbook, args: &StateArgs) -> PathBuf {
 
 /// Resolves variable values from defaults, the environment, files and `--var`.
 pub fn variable_values(loaded: &LoadedRunbook, args: &VariableArgs, reporter: &Reporter) -> Result<std::collections::BTreeMap<String, serde_json::Value>, u8> {
+    variable_values_over(loaded, None, args, reporter)
+}
+
+/// Resolves variable values over `base` (a saved plan's values) or, when `None`, the defaults.
+pub fn variable_values_over(
+    loaded: &LoadedRunbook,
+    base: Option<std::collections::BTreeMap<String, Option<serde_json::Value>>>,
+    args: &VariableArgs,
+    reporter: &Reporter,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, u8> {
     let fail = |error: rb6::vars::VariableError| {
         reporter.diagnostic(&error);
         EXIT_ERROR
     };
     let assignments = VariableInputs::parse_assignments(&args.vars).map_err(fail)?;
     let inputs = VariableInputs { assignments, files: args.var_files.clone(), environment: Vec::new() }.with_process_environment();
-    resolve_values(&loaded.runbook, &inputs).map_err(fail)
+    match base {
+        Some(base) => rb6::vars::resolve_values_over(&loaded.runbook, base, &inputs).map_err(fail),
+        None => resolve_values(&loaded.runbook, &inputs).map_err(fail),
+    }
 }
 
 /// Reads the state without changing it.
