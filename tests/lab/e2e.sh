@@ -360,11 +360,15 @@ phase_undo() {
 }
 
 # Wait until the journal shows RECORD for STEP, then kill -9 the rb6 process PID.
+# Records of earlier runs stay in the journal until a run completes, so only a new one counts.
 kill_at() {
     local pid=$1 record=$2 step=$3
     local deadline=$((SECONDS + 300))
+    local pattern="\"record\":\"$record\",\"step\":\"$step\""
+    local before
+    before=$(grep -ao "$pattern" "$STATE/journal" 2>/dev/null | wc -l)
     while kill -0 "$pid" 2>/dev/null; do
-        if grep -aq "\"record\":\"$record\",\"step\":\"$step\"" "$STATE/journal" 2>/dev/null; then
+        if (($(grep -ao "$pattern" "$STATE/journal" 2>/dev/null | wc -l) > before)); then
             kill -9 "$pid"
             wait "$pid" 2>/dev/null
             echo "killed rb6 at $record $step"
@@ -383,6 +387,7 @@ phase_kills() {
     fresh_lab
     local points=(
         "started db_database"
+        "started generate_config"
         "applied config_network"
         "started restart_synapse"
         "started bridge_up"
