@@ -41,3 +41,13 @@ fn plan_shows_no_secret() {
     assert!(stdout.contains("PASSWORD (sensitive)"), "the role password is not shown as (sensitive)");
     assert!(stdout.contains("as_token:(sensitive)"), "the double-puppet token is not shown as (sensitive)");
 }
+
+#[test]
+fn plan_renders_interpolated_map_keys() {
+    let (_, stdout, _) = plan_output();
+
+    assert!(stdout.contains(r#""echo6.co":"user""#), "the domain key of bridge.permissions is not rendered");
+    assert!(stdout.contains(r#""@matt:echo6.co":"admin""#), "the admin key of bridge.permissions is not rendered");
+    assert!(stdout.contains(r#"{"echo6.co":"as_token:(sensitive)"}"#), "the domain key of double_puppet.secrets is not rendered");
+    assert!(!stdout.contains("${...}"), "a map key is shown unrendered");
+}

@@ -238,10 +238,13 @@ PY
     check "doublepuppet.yaml: id, null url, _doublepuppet, escaped domain regex, 64-char tokens" python3 - "$LAB/mautrix-signal/doublepuppet.yaml" <<'PY'
 import re, sys, yaml
 data = yaml.safe_load(open(sys.argv[1]))
-assert data["id"] == "doublepuppet" and data["url"] is None and data["sender_localpart"] == "_doublepuppet"
+assert data["id"] == "doublepuppet", data["id"]
+assert data["url"] is None, data["url"]
+assert data["sender_localpart"] == "_doublepuppet", data["sender_localpart"]
 assert data["rate_limited"] is False
 assert data["namespaces"]["users"] == [{"regex": r"@.*:echo6\.co", "exclusive": False}]
-assert re.fullmatch(r"[A-Za-z0-9]{64}", data["as_token"]) and re.fullmatch(r"[A-Za-z0-9]{64}", data["hs_token"])
+assert re.fullmatch(r"[A-Za-z0-9]{64}", data["as_token"]), "as_token is not 64 alphanumeric characters"
+assert re.fullmatch(r"[A-Za-z0-9]{64}", data["hs_token"]), "hs_token is not 64 alphanumeric characters"
 PY
 }
 
