@@ -302,3 +302,36 @@ fn killed_undo_resumes() {
     assert_all_restored(&sandbox);
     assert_eq!(count(&sandbox.lines("events"), "slow-undo"), 1, "the resumed undo should finish the slow undo once");
 }
+
+/// One file edit, for the interrupted-before-its-record case.
+const SINGLE_EDIT: &str = r#"
+runbook "edit" { description = "One file edit" }
+
+step "edit" {
+  file {
+    path    = "${runbook.dir}/config.txt"
+    content = "edited\n"
+  }
+}
+"#;
+
+#[test]
+fn undo_after_resumed_edit_restores_original() {
+    let sandbox = Sandbox::with_runbook(SINGLE_EDIT);
+    sandbox.write("config.txt", "original\n");
+
+    // A kill between the write and its "applied" record leaves a "started" record that holds
+    // the original's snapshot, and the file already edited.
+    let (path, before) = rb6::actions::file::snapshot(&sandbox.path("config.txt")).expect("snapshot the original");
+    let mut store = rb6::state::store::Store::open(&sandbox.state_dir()).expect("open the state");
+    let before = serde_json::json!({ "path": path, "before": before });
+    store
+        .append(rb6::state::records::Record::Started { step: "edit".into(), hash: "interrupted".into(), at: "2026-01-01T00:00:00Z".into(), before })
+        .expect("append the started record");
+    drop(store);
+    sandbox.write("config.txt", "edited\n");
+
+    sandbox.apply_ok(&["--retry-interrupted"]);
+    sandbox.undo_ok(&[]);
+    assert_eq!(sandbox.read("config.txt"), "original\n", "undo restores the content from before the first, interrupted attempt");
+}

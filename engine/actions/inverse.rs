@@ -146,3 +146,39 @@ mod tests {
         assert_eq!(merged.before, Before::Directory { created: vec![PathBuf::from("/x/d")], existing: None }, "undo must remove the directory the first apply created");
     }
 }
+
+/// Takes the pre-action state of a single-file action, for the "started" record.
+///
+/// Returns `Null` for actions that change no single file or whose target can't be read yet;
+/// the action itself then reports any error.
+pub fn snapshot_before(call: &crate::model::Call, scope: &crate::interpolate::Scope) -> serde_json::Value {
+    use crate::schema::CallKind;
+
+    let args = super::args::Args::new(call, scope);
+    let target = match call.kind {
+        CallKind::File | CallKind::Block => args.text("path"),
+        CallKind::Copy => args.text("destination"),
+        CallKind::YamlSet | CallKind::YamlAppend | CallKind::YamlRemove => args.text("file"),
+        _ => return serde_json::Value::Null,
+    };
+    let Ok(path) = target else { return serde_json::Value::Null };
+    match file::snapshot(std::path::Path::new(&path)) {
+        Ok((path, before)) => serde_json::json!({ "path": path, "before": before }),
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// Replaces the "before" of a file change with the earliest one recorded for the same path.
+///
+/// After a kill between a file write and its "applied" record, the resumed run sees the file
+/// already edited; the snapshot taken before the first attempt is the real original.
+pub fn with_earliest_before(undo: serde_json::Value, earliest: &serde_json::Value) -> serde_json::Value {
+    let Some(mut change) = file_change(&undo) else { return undo };
+    let Some(path) = earliest.get("path").and_then(|path| path.as_str()) else { return undo };
+    let Ok(before) = serde_json::from_value::<Before>(earliest["before"].clone()) else { return undo };
+    if std::path::Path::new(path) != change.path {
+        return undo;
+    }
+    change.before = before;
+    serde_json::json!({ "file": change })
+}

@@ -87,13 +87,18 @@ async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, i
         return Ok(NodeResult::Failed(message));
     }
 
-    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp() })?;
-    let spinner = context.reporter.spinner(&format!("step \"{}\"", step.name));
     let action = step.action.as_ref().expect("a step has an action");
+    let before = actions::inverse::snapshot_before(action, scope);
+    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), before })?;
+    let spinner = context.reporter.spinner(&format!("step \"{}\"", step.name));
     let output = run_with_retries(context, step, || actions::perform(context, &step.name, action, scope)).await;
     spinner.finish_and_clear();
 
-    let output = merge_undo(output?);
+    let mut output = output?;
+    if let Some(earliest) = context.state().steps.get(&step.name).map(|record| record.before.clone()) {
+        output.undo = actions::inverse::with_earliest_before(output.undo, &earliest);
+    }
+    let output = merge_undo(output);
     record_applied(context, step, hash, false, output, scope).await?;
     context.reporter.line(&format!("✓ step \"{}\" applied", step.name));
     Ok(NodeResult::Succeeded(Done::Ran))
@@ -150,7 +155,7 @@ where
 }
 
 async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -> Result<NodeResult, String> {
-    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp() })?;
+    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), before: serde_json::Value::Null })?;
     let spinner = context.reporter.spinner(&format!("gate \"{}\"", step.name));
     let mut evaluation = probe::evaluate_all(context, &step.checks, scope).await;
     for attempt in 1..=step.retries {

@@ -25,7 +25,15 @@ pub enum StepStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
-    Started { step: String, hash: String, at: String },
+    Started {
+        step: String,
+        hash: String,
+        at: String,
+        /// The state the action is about to change (e.g. a file's content), taken before it runs,
+        /// so an undo after an interrupted and resumed apply still restores the original.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        before: serde_json::Value,
+    },
     Applied {
         step: String,
         hash: String,
@@ -63,6 +71,9 @@ pub struct StepRecord {
     /// The step's effect existed before rb6 ran it (see [`Record::Applied`]).
     #[serde(default)]
     pub preexisting: bool,
+    /// The earliest pre-action state of the current attempt and the interrupted ones before it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub before: serde_json::Value,
     pub captures: BTreeMap<String, String>,
     pub undo: serde_json::Value,
     pub output: String,
@@ -81,8 +92,12 @@ impl State {
     /// Applies one record.
     pub fn apply(&mut self, record: &Record) {
         match record {
-            Record::Started { step, hash, at } => {
+            Record::Started { step, hash, at, before } => {
                 let entry = self.entry(step, hash);
+                let resumed = entry.status == StepStatus::Started && !entry.before.is_null();
+                if !resumed {
+                    entry.before = before.clone();
+                }
                 entry.status = StepStatus::Started;
                 entry.hash = hash.clone();
                 entry.started_at = Some(at.clone());
@@ -96,6 +111,7 @@ impl State {
                 entry.finished_at = Some(at.clone());
                 entry.via_check = *via_check;
                 entry.preexisting = *preexisting;
+                entry.before = serde_json::Value::Null;
                 entry.captures = captures.clone();
                 entry.undo = undo.clone();
                 entry.output = output.clone();
@@ -130,6 +146,7 @@ impl State {
             finished_at: None,
             via_check: false,
             preexisting: false,
+            before: serde_json::Value::Null,
             captures: BTreeMap::new(),
             undo: serde_json::Value::Null,
             output: String::new(),
