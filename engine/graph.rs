@@ -94,8 +94,8 @@ impl StepGraph {
     /// The undo order of `selected` steps, and for each the steps whose undo must finish first.
     ///
     /// A step is undone before the steps it needs, except a step whose undo has
-    /// `order = "after_needs"`: it runs after their undo, and everything that depends on it is
-    /// undone before those steps too.
+    /// `order = "after_needs"`: it runs after their undo but before the undo of what they
+    /// depend on, and everything that depends on it is undone before those steps too.
     pub fn undo_order(&self, runbook: &Runbook, selected: &BTreeSet<usize>) -> Vec<(usize, Vec<usize>)> {
         let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
         for &step in selected {
@@ -108,9 +108,16 @@ impl StepGraph {
                 }
             }
             if after_needs {
+                let needs: Vec<usize> = self.dependencies(step).into_iter().filter(|index| selected.contains(index)).collect();
                 for dependent in self.with_dependents(step).into_iter().filter(|index| *index != step && selected.contains(index)) {
-                    for dependency in self.dependencies(step).into_iter().filter(|index| selected.contains(index)) {
+                    for &dependency in &needs {
                         edges.insert((dependent, dependency));
+                    }
+                }
+                // The handler still runs before the undo of what its needs themselves depend on.
+                for &need in &needs {
+                    for deeper in self.dependencies(need).into_iter().filter(|index| selected.contains(index) && !needs.contains(index)) {
+                        edges.insert((step, deeper));
                     }
                 }
             }

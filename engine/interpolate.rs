@@ -98,7 +98,7 @@ impl Scope {
             ExprKind::Map(entries) => {
                 let mut map = serde_json::Map::new();
                 for (key, value) in entries {
-                    map.insert(key.name.clone(), self.render_value(value, mode)?);
+                    map.insert(self.render_key(key, mode)?, self.render_value(value, mode)?);
                 }
                 Value::Object(map)
             }
@@ -113,6 +113,14 @@ impl Scope {
         })
     }
 
+    /// Renders a map key: its text, with its interpolations rendered as plain text.
+    pub fn render_key(&self, key: &crate::syntax::MapKey, mode: Mode) -> Result<String, RenderError> {
+        match &key.template {
+            Some(template) => self.render(template, ArgType::Text, mode),
+            None => Ok(key.name.clone()),
+        }
+    }
+
     /// Renders a list of strings.
     pub fn render_list(&self, expr: &Expr, mode: Mode) -> Result<Vec<String>, RenderError> {
         match &expr.kind {
@@ -124,7 +132,7 @@ impl Scope {
     /// Renders a map of strings.
     pub fn render_map(&self, expr: &Expr, mode: Mode) -> Result<Vec<(String, String)>, RenderError> {
         match &expr.kind {
-            ExprKind::Map(entries) => entries.iter().map(|(key, value)| Ok((key.name.clone(), self.render_text(value, ArgType::Text, mode)?))).collect(),
+            ExprKind::Map(entries) => entries.iter().map(|(key, value)| Ok((self.render_key(key, mode)?, self.render_text(value, ArgType::Text, mode)?))).collect(),
             _ => Ok(Vec::new()),
         }
     }
@@ -184,19 +192,30 @@ pub fn value_text(value: &serde_json::Value) -> String {
 }
 
 /// Quotes a value for its context, or with an explicit function.
+///
+/// In SQL and shell scripts the context's quoting still applies after `regex`, `yaml`, `url`
+/// and (in SQL) `shell`, so no function lets a value change the statement: only `ident` and
+/// `literal` replace the SQL literal, and `shell` the shell word.
 pub fn quote(value: &str, function: Option<&str>, context: ArgType) -> Result<String, RenderError> {
     let needs_no_nul = matches!(context, ArgType::Sql | ArgType::Shell) || matches!(function, Some("ident" | "literal" | "shell"));
     if needs_no_nul && value.contains('\0') {
         return Err(RenderError::NulByte(String::new()));
     }
-    Ok(match (function, context) {
-        (Some("ident"), _) => quote_sql_identifier(value),
-        (Some("literal"), _) | (None, ArgType::Sql) => quote_sql_literal(value),
-        (Some("shell"), _) | (None, ArgType::Shell) => quote_shell_word(value),
-        (Some("regex"), _) => regex_escape(value),
-        (Some("yaml"), _) => quote_yaml(value),
-        (Some("url"), _) => percent_encode(value),
+
+    let text = match function {
+        Some("ident") => return Ok(quote_sql_identifier(value)),
+        Some("literal") => return Ok(quote_sql_literal(value)),
+        Some("shell") if context == ArgType::Shell => return Ok(quote_shell_word(value)),
+        Some("shell") => quote_shell_word(value),
+        Some("regex") => regex_escape(value),
+        Some("yaml") => quote_yaml(value),
+        Some("url") => percent_encode(value),
         _ => value.to_string(),
+    };
+    Ok(match context {
+        ArgType::Sql => quote_sql_literal(&text),
+        ArgType::Shell => quote_shell_word(&text),
+        _ => text,
     })
 }
 
@@ -320,6 +339,27 @@ mod tests {
         ];
         for (value, expected) in cases {
             assert_eq!(quote_shell_word(value), expected, "shell word for {value:?}");
+        }
+    }
+
+    #[test]
+    fn functions_keep_context_quoting() {
+        let cases = [
+            ("a.b", Some("regex"), ArgType::Text, r"a\.b"),
+            ("a.b", Some("regex"), ArgType::Shell, r"'a\.b'"),
+            ("x; rm -rf /", Some("regex"), ArgType::Shell, r"'x; rm \-rf /'"),
+            ("a.b", Some("regex"), ArgType::Sql, r"E'a\\.b'"),
+            ("$(id)", Some("yaml"), ArgType::Shell, r#"'"$(id)"'"#),
+            (r#"x"; DROP"#, Some("yaml"), ArgType::Sql, r#"E'"x\\"; DROP"'"#),
+            ("a b", Some("url"), ArgType::Shell, "a%20b"),
+            ("it's", Some("shell"), ArgType::Shell, r"'it'\''s'"),
+            ("it's", Some("shell"), ArgType::Sql, r"E'''it''\\''''s'''"),
+            ("it's", Some("shell"), ArgType::Text, r"'it'\''s'"),
+            ("name", Some("ident"), ArgType::Sql, r#""name""#),
+            ("it's", None, ArgType::Text, "it's"),
+        ];
+        for (value, function, context, expected) in cases {
+            assert_eq!(quote(value, function, context).expect("no NUL byte"), expected, "{function:?}({value:?}) in {context:?}");
         }
     }
 

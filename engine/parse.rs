@@ -216,15 +216,18 @@ fn convert_map_entry(pair: Pair<Rule>) -> (MapKey, Expr) {
     let key_pair = inner.next().expect("map key");
     let key_span = span_of(&key_pair);
     let key_inner = key_pair.into_inner().next().expect("a key is a string or a name");
-    let name = match key_inner.as_rule() {
-        Rule::string => template_text(&convert_string(key_inner)),
-        _ => key_inner.as_str().to_string(),
+    let (name, template) = match key_inner.as_rule() {
+        Rule::string => {
+            let template = convert_string(key_inner);
+            (template_text(&template), template.as_literal().is_none().then_some(template))
+        }
+        _ => (key_inner.as_str().to_string(), None),
     };
     let value = convert_expression(inner.next().expect("map value"));
-    (MapKey { name, span: key_span }, value)
+    (MapKey { name, template, span: key_span }, value)
 }
 
-/// Map keys are plain text: an interpolation in a key is kept verbatim and rejected by `resolve`.
+/// The display text of a map key: `${...}` stands for each interpolation, which `MapKey::template` keeps.
 fn template_text(template: &Template) -> String {
     template.as_literal().unwrap_or_else(|| "${...}".to_string())
 }

@@ -188,7 +188,7 @@ pub fn call_view(call: &Call, scope: &Scope, mode: Mode) -> CallView {
         .filter_map(|spec| call.arg(spec.name).map(|expr| (spec, expr)))
         .map(|(spec, expr)| {
             let rendered = match spec.ty {
-                ArgType::Text | ArgType::Sql | ArgType::Shell => scope.render_text(expr, spec.ty, mode),
+                ArgType::Text | ArgType::Sql | ArgType::Shell | ArgType::Duration | ArgType::Mode => scope.render_text(expr, spec.ty, mode),
                 ArgType::PostgresConnection | ArgType::DockerConnection => Ok(reference_text(expr)),
                 _ => scope.render_value(expr, mode).map(|value| compact_json(&value)),
             };
@@ -303,7 +303,9 @@ pub fn plan_undo(runbook: &Runbook, graph: &StepGraph, state: &State, scope: &Sc
     let names: BTreeMap<usize, &str> = runbook.steps.iter().enumerate().map(|(index, step)| (index, step.name.as_str())).collect();
     for (index, before) in graph.undo_order(runbook, &selected) {
         let step = &runbook.steps[index];
+        let preexisting = state.steps.get(&step.name).is_some_and(|record| record.preexisting);
         let change = match &step.undo {
+            _ if preexisting => Change::LeftInPlace,
             Undo::Automatic | Undo::Explicit(_) => Change::Undo,
             Undo::Missing | Undo::LeftInPlace { .. } => Change::LeftInPlace,
             Undo::NoEffect => Change::None,
@@ -313,7 +315,8 @@ pub fn plan_undo(runbook: &Runbook, graph: &StepGraph, state: &State, scope: &Sc
             Change::LeftInPlace => summary.left_in_place += 1,
             _ => {}
         }
-        let mut planned = entry(step, change, None, scope);
+        let reason = preexisting.then(|| "its effect existed before rb6 applied it: left in place".to_string());
+        let mut planned = entry(step, change, reason, scope);
         planned.undo_after = before.iter().map(|index| names[index].to_string()).collect();
         entries.push(planned);
     }

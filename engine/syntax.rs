@@ -70,7 +70,10 @@ pub enum ExprKind {
 /// A key of a map literal.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapKey {
+    /// The key's text; `${...}` stands for each interpolation when `template` is set.
     pub name: String,
+    /// The quoted key with its interpolations, when it has any (`"${var.domain}" = "user"`).
+    pub template: Option<Template>,
     pub span: Span,
 }
 
@@ -146,7 +149,12 @@ impl Expr {
             ExprKind::Template(template) => found.extend(template.interpolations().map(|interpolation| &interpolation.reference)),
             ExprKind::Reference(reference) => found.push(reference),
             ExprKind::List(items) => items.iter().for_each(|item| item.collect_references(found)),
-            ExprKind::Map(entries) => entries.iter().for_each(|(_, value)| value.collect_references(found)),
+            ExprKind::Map(entries) => entries.iter().for_each(|(key, value)| {
+                if let Some(template) = &key.template {
+                    found.extend(template.interpolations().map(|interpolation| &interpolation.reference));
+                }
+                value.collect_references(found);
+            }),
             ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Null => {}
         }
     }

@@ -59,7 +59,13 @@ impl VariableInputs {
 
 /// Computes every variable's value.
 pub fn resolve_values(runbook: &Runbook, inputs: &VariableInputs) -> Result<BTreeMap<String, serde_json::Value>, VariableError> {
-    let mut values: BTreeMap<String, Option<serde_json::Value>> = runbook.variables.iter().map(|variable| (variable.name.clone(), variable.default.clone())).collect();
+    let defaults = runbook.variables.iter().map(|variable| (variable.name.clone(), variable.default.clone())).collect();
+    resolve_values_over(runbook, defaults, inputs)
+}
+
+/// Computes every variable's value, starting from `base` instead of the defaults (a saved plan's values).
+pub fn resolve_values_over(runbook: &Runbook, base: BTreeMap<String, Option<serde_json::Value>>, inputs: &VariableInputs) -> Result<BTreeMap<String, serde_json::Value>, VariableError> {
+    let mut values = base;
 
     for (name, value) in &inputs.environment {
         set_value(runbook, &mut values, name, value.clone().into(), &format!("environment variable RB6_VAR_{name}"))?;

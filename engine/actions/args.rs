@@ -116,7 +116,7 @@ impl<'a> Args<'a> {
         let ExprKind::Map(entries) = &expr.kind else { return Err(format!("argument `{name}` is not a map")) };
         entries
             .iter()
-            .map(|(key, value)| Ok((key.name.clone(), self.scope.render_value(value, Mode::Execute).map_err(|error| format!("argument `{name}`: {error}"))?)))
+            .map(|(key, value)| Ok((self.scope.render_key(key, Mode::Execute).map_err(|error| format!("argument `{name}`: {error}"))?, self.scope.render_value(value, Mode::Execute).map_err(|error| format!("argument `{name}`: {error}"))?)))
             .collect()
     }
 

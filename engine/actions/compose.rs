@@ -3,14 +3,37 @@
 //! Invariant: the tool is detected once per process and then reused. The `docker compose` v2
 //! plugin is preferred, and the standalone `docker-compose` v1 (Debian ships 1.29) is the
 //! fallback. Every subcommand used here takes the same flags in both versions.
+//!
+//! Commands on the same project directory run one at a time within a process. Two concurrent
+//! `up` runs of one project would each create the project's default network. Docker Engine 20.10
+//! accepts the duplicate name, and then both runs fail with "network ... is ambiguous".
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
 static DETECTED: OnceCell<ComposeTool> = OnceCell::const_new();
+
+/// One lock per project directory, held while a compose command runs in it.
+static PROJECT_LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+    OnceLock::new();
+
+fn project_lock(project_dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    let key = project_dir
+        .canonicalize()
+        .unwrap_or_else(|_| project_dir.to_path_buf());
+    let locks = PROJECT_LOCKS.get_or_init(Default::default);
+    locks
+        .lock()
+        .expect("compose project locks")
+        .entry(key)
+        .or_default()
+        .clone()
+}
 
 /// Errors of compose actions.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -132,6 +155,8 @@ impl ComposeTool {
             .chain(args.iter().copied());
         let command_text = command_line.collect::<Vec<_>>().join(" ");
         let project = project_dir.display().to_string();
+        let lock = project_lock(project_dir);
+        let _running = lock.lock().await;
         tracing::debug!(command = %command_text, project_dir = %project, "running compose");
 
         let output = Command::new(program)

@@ -241,6 +241,9 @@ impl DockerClient {
             });
         }
 
+        if let Some(name) = &spec.name {
+            self.clear_leftover(name, spec).await?;
+        }
         let id = self.create_for_run(spec).await?;
         let label = spec.name.clone().unwrap_or_else(|| short_id(&id));
         tracing::debug!(container = %label, image = %spec.image, "running one-shot container");
@@ -509,6 +512,20 @@ impl DockerClient {
                 output_tail: tail_lines(&format!("{stdout}{stderr}"), 5),
             }),
         }
+    }
+
+    /// Waits for a container left by an interrupted run under this name to stop (within the
+    /// run's timeout), then removes it, so a rerun neither conflicts nor races with it.
+    async fn clear_leftover(&self, name: &str, spec: &RunSpec) -> Result<(), DockerError> {
+        if self.inspect_container(name).await?.is_none() {
+            return Ok(());
+        }
+        tracing::info!(container = %name, "waiting for the container of an interrupted run to stop");
+        if tokio::time::timeout(spec.timeout, self.wait_exit(name, name)).await.is_err() {
+            tracing::warn!(container = %name, "the leftover container did not stop in time; removing it");
+        }
+        self.remove_container(name, true).await?;
+        Ok(())
     }
 
     /// Waits until the started container stops and returns its exit code.

@@ -516,6 +516,14 @@ fn restore_tree(root: &Path, entries: &[TreeEntry]) -> Result<(), FileError> {
     sync_parent(root)
 }
 
+/// Takes the state of a file before a change: its content and attributes, or that it is absent.
+/// Returns the path with symbolic links resolved, as the change will record it.
+pub fn snapshot(path: &Path) -> Result<(PathBuf, Before), FileError> {
+    let path = resolve_symlink(path)?;
+    let before = snapshot_file(&path)?;
+    Ok((path, before))
+}
+
 fn snapshot_file(path: &Path) -> Result<Before, FileError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,

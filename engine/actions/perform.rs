@@ -109,7 +109,8 @@ pub fn shell_spec(args: &Args<'_>) -> Result<shell::ShellSpec, String> {
 }
 
 async fn run_shell(context: &Context, step: &str, args: &Args<'_>) -> Result<ActionOutput, String> {
-    let spec = shell_spec(args)?;
+    let mut spec = shell_spec(args)?;
+    spec.env.push((crate::execute::leftovers::MARKER_VARIABLE.to_string(), context.step_marker(step)));
     let outcome = shell::run(&spec, |_, line| context.reporter.step_output(step, line)).await.map_err(|error| error.to_string())?;
     Ok(ActionOutput::stdout(outcome.stdout))
 }

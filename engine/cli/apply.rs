@@ -13,7 +13,7 @@ use rb6::state::store::Store;
 use rb6::state::{LockError, LockHolder, StateDir, StateLock};
 use rb6::LoadedRunbook;
 
-use super::commands::{load, show_plan, state_dir, target_index, variable_values, EXIT_ERROR, EXIT_OK};
+use super::commands::{load, show_plan, state_dir, target_index, variable_values, variable_values_over, EXIT_ERROR, EXIT_OK};
 use super::{ApplyArgs, StateArgs, UndoArgs};
 
 /// Exit code when the run stopped at a manual step waiting for the operator.
@@ -24,7 +24,10 @@ pub fn apply(args: ApplyArgs, reporter: &Reporter) -> Result<u8, u8> {
     let saved = SavedPlan::read(&args.file);
     let runbook_path = saved.as_ref().map_or(args.file.clone(), |plan| plan.runbook_path.clone());
     let loaded = load(&runbook_path, reporter)?;
-    let values = variable_values(&loaded, &args.variables, reporter)?;
+    // A saved plan carries its variable values; values given now override them, and then
+    // count as a change that makes the plan stale.
+    let base = saved.as_ref().map(|saved| saved.variables.iter().map(|(name, value)| (name.clone(), Some(value.clone()))).collect());
+    let values = variable_values_over(&loaded, base, &args.variables, reporter)?;
     let dir = state_dir(&loaded, &args.state);
     let (_lock, store) = lock_and_open(&dir, "apply", reporter)?;
 
@@ -205,7 +208,7 @@ pub fn refresh(loaded: &LoadedRunbook, scope: &Scope, state: &mut State, reporte
     let context = Context::read_only(loaded.clone(), scope.clone(), state.clone(), reporter.clone());
     let found = runtime.block_on(execute::refresh(context.clone()));
     for (step, hash) in found {
-        state.apply(&Record::Applied { step, hash, at: rb6::report::timestamp(), via_check: true, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() });
+        state.apply(&Record::Applied { step, hash, at: rb6::report::timestamp(), via_check: true, preexisting: false, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() });
     }
 }
 

@@ -76,13 +76,26 @@ pub fn state_dir(loaded: &LoadedRunbook, args: &StateArgs) -> PathBuf {
 
 /// Resolves variable values from defaults, the environment, files and `--var`.
 pub fn variable_values(loaded: &LoadedRunbook, args: &VariableArgs, reporter: &Reporter) -> Result<std::collections::BTreeMap<String, serde_json::Value>, u8> {
+    variable_values_over(loaded, None, args, reporter)
+}
+
+/// Resolves variable values over `base` (a saved plan's values) or, when `None`, the defaults.
+pub fn variable_values_over(
+    loaded: &LoadedRunbook,
+    base: Option<std::collections::BTreeMap<String, Option<serde_json::Value>>>,
+    args: &VariableArgs,
+    reporter: &Reporter,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, u8> {
     let fail = |error: rb6::vars::VariableError| {
         reporter.diagnostic(&error);
         EXIT_ERROR
     };
     let assignments = VariableInputs::parse_assignments(&args.vars).map_err(fail)?;
     let inputs = VariableInputs { assignments, files: args.var_files.clone(), environment: Vec::new() }.with_process_environment();
-    resolve_values(&loaded.runbook, &inputs).map_err(fail)
+    match base {
+        Some(base) => rb6::vars::resolve_values_over(&loaded.runbook, base, &inputs).map_err(fail),
+        None => resolve_values(&loaded.runbook, &inputs).map_err(fail),
+    }
 }
 
 /// Reads the state without changing it.
@@ -159,7 +172,7 @@ fn state(command: StateCommand, reporter: &Reporter) -> Result<u8, u8> {
             let current = read_state(&state_dir(&loaded, &state), reporter)?;
             reporter.add_secrets(current.secrets.values());
             for step in &loaded.runbook.steps {
-                let status = current.steps.get(&step.name).map_or("pending".to_string(), |record| format!("{:?}", record.status).to_lowercase());
+                let status = current.steps.get(&step.name).map_or("pending".to_string(), |record| status_name(record.status));
                 let finished = current.steps.get(&step.name).and_then(|record| record.finished_at.clone()).unwrap_or_default();
                 reporter.print(&format!("{:<8} {:<40} {:<12} {finished}\n", step.kind.keyword(), step.name, status));
             }
@@ -188,4 +201,9 @@ fn state(command: StateCommand, reporter: &Reporter) -> Result<u8, u8> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Spells a status as the journal does: `applied`, `undo_started`, ...
+fn status_name(status: rb6::state::records::StepStatus) -> String {
+    serde_json::to_value(status).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default()
 }

@@ -60,26 +60,45 @@ async fn apply_node(context: &Context, index: usize) -> NodeResult {
 }
 
 async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, interrupted: bool) -> Result<NodeResult, String> {
+    if interrupted {
+        context.kill_leftovers(&step.name);
+    }
+    // A step applied before with another definition keeps the undo data of that first apply.
+    let previous_undo = context.state().steps.get(&step.name).filter(|record| record.status == StepStatus::Applied).map(|record| record.undo.clone());
+    let merge_undo = |mut output: ActionOutput| {
+        if let Some(previous) = &previous_undo {
+            output.undo = actions::inverse::merge_reapplied(previous, output.undo);
+        }
+        output
+    };
+
     if !step.checks.is_empty() {
         let checks = probe::evaluate_all(context, &step.checks, scope).await;
         if checks.passed {
-            record_applied(context, step, hash, true, ActionOutput::default(), scope).await?;
+            record_applied(context, step, hash, true, merge_undo(ActionOutput::default()), scope).await?;
             context.reporter.line(&format!("✓ step \"{}\" already done (check passed)", step.name));
             return Ok(NodeResult::Succeeded(Done::AlreadyDone));
         }
     } else if interrupted && !context.options.retry_interrupted && !ask_rerun(context, step) {
-        return Err(format!(
-            "step was interrupted during an earlier run and has no check probe to tell whether it finished; verify its effect, then run again with --retry-interrupted (or add a `check` block)"
-        ));
+        // No "failed" record: it would replace the "started" one, and the next run would then
+        // rerun the step without asking.
+        let message = "step was interrupted during an earlier run and has no check probe to tell whether it finished; verify its effect, then run again with --retry-interrupted (or add a `check` block)".to_string();
+        context.reporter.line(&format!("✗ step \"{}\" failed: {message}", step.name));
+        return Ok(NodeResult::Failed(message));
     }
 
-    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp() })?;
-    let spinner = context.reporter.spinner(&format!("step \"{}\"", step.name));
     let action = step.action.as_ref().expect("a step has an action");
+    let before = actions::inverse::snapshot_before(action, scope);
+    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), before })?;
+    let spinner = context.reporter.spinner(&format!("step \"{}\"", step.name));
     let output = run_with_retries(context, step, || actions::perform(context, &step.name, action, scope)).await;
     spinner.finish_and_clear();
 
-    let output = output?;
+    let mut output = output?;
+    if let Some(earliest) = context.state().steps.get(&step.name).map(|record| record.before.clone()) {
+        output.undo = actions::inverse::with_earliest_before(output.undo, &earliest);
+    }
+    let output = merge_undo(output);
     record_applied(context, step, hash, false, output, scope).await?;
     context.reporter.line(&format!("✓ step \"{}\" applied", step.name));
     Ok(NodeResult::Succeeded(Done::Ran))
@@ -94,7 +113,21 @@ async fn record_applied(context: &Context, step: &Step, hash: &str, via_check: b
     let captures = actions::capture::read_all(context, step, &output, scope).await?;
     context.add_captures(&captures);
     let output_text = context.reporter.redact(&tail(&output.stdout, 4096));
-    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check, captures, undo: output.undo, output: output_text })
+    let preexisting = via_check && was_never_run(&context.state(), &step.name);
+    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check, preexisting, captures, undo: output.undo, output: output_text })
+}
+
+/// Returns true when rb6 never ran the step's action here: no record, or it was undone, or it
+/// was itself found pre-existing. A started or failed record means the action may have run.
+fn was_never_run(state: &crate::state::records::State, step: &str) -> bool {
+    match state.steps.get(step) {
+        None => true,
+        Some(record) => match record.status {
+            StepStatus::Undone => true,
+            StepStatus::Applied => record.preexisting,
+            _ => false,
+        },
+    }
 }
 
 /// Runs an attempt up to `1 + retries` times, each bounded by the step's timeout.
@@ -122,7 +155,7 @@ where
 }
 
 async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -> Result<NodeResult, String> {
-    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp() })?;
+    context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), before: serde_json::Value::Null })?;
     let spinner = context.reporter.spinner(&format!("gate \"{}\"", step.name));
     let mut evaluation = probe::evaluate_all(context, &step.checks, scope).await;
     for attempt in 1..=step.retries {
@@ -136,7 +169,7 @@ async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -
     spinner.finish_and_clear();
 
     if evaluation.passed {
-        context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check: false, captures: Default::default(), undo: serde_json::Value::Null, output: evaluation.summary() })?;
+        context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check: false, preexisting: false, captures: Default::default(), undo: serde_json::Value::Null, output: evaluation.summary() })?;
         context.reporter.line(&format!("✓ gate \"{}\" passed", step.name));
         for line in evaluation.lines() {
             context.reporter.line(&format!("    {line}"));
@@ -170,7 +203,7 @@ async fn apply_manual(context: &Context, step: &Step, hash: &str, scope: &Scope)
 
     let now = crate::report::timestamp();
     context.record(Record::Confirmed { step: step.name.clone(), at: now.clone() })?;
-    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: now, via_check: false, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() })?;
+    context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: now, via_check: false, preexisting: false, captures: Default::default(), undo: serde_json::Value::Null, output: String::new() })?;
     context.reporter.line(&format!("✓ manual step \"{}\" confirmed", step.name));
     Ok(NodeResult::Succeeded(Done::Ran))
 }

@@ -105,6 +105,19 @@ impl Context {
         }
     }
 
+    /// Returns the marker that tags the processes of a step in this state directory.
+    pub fn step_marker(&self, step: &str) -> String {
+        super::leftovers::marker(&self.state_dir(), step)
+    }
+
+    /// Kills processes left running by an interrupted earlier run of a step.
+    pub fn kill_leftovers(&self, step: &str) {
+        let killed = super::leftovers::kill_marked(&self.step_marker(step));
+        if killed > 0 {
+            self.reporter.line(&format!("stopped {killed} process(es) left running by the interrupted run of \"{step}\""));
+        }
+    }
+
     /// A copy of the current scope (variables, secrets, captures so far).
     pub fn scope(&self) -> Scope {
         self.scope.read().expect("scope lock").clone()

@@ -9,6 +9,7 @@
 mod apply;
 mod context;
 mod evidence;
+pub mod leftovers;
 mod undo;
 
 use std::collections::{BTreeSet, BinaryHeap};

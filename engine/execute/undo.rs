@@ -47,9 +47,18 @@ async fn undo_node(context: &Context, index: usize) -> NodeResult {
     let step = &context.loaded.runbook.steps[index];
     let scope = context.scope();
     let record = context.state().steps.get(&step.name).cloned();
+    if record.as_ref().is_some_and(|record| record.status == StepStatus::UndoStarted) {
+        context.kill_leftovers(&step.name);
+    }
     let now = crate::report::timestamp;
 
     let result: Result<NodeResult, String> = async {
+        if record.as_ref().is_some_and(|record| record.preexisting) {
+            let reason = "its effect existed before rb6 applied it (its check passed on the first run)".to_string();
+            context.record(Record::Undone { step: step.name.clone(), at: now(), skipped: Some(reason.clone()) })?;
+            context.reporter.line(&format!("= step \"{}\" left in place: {reason}", step.name));
+            return Ok(NodeResult::Succeeded(Done::Skipped));
+        }
         match &step.undo {
             Undo::NoEffect => {
                 context.record(Record::Undone { step: step.name.clone(), at: now(), skipped: None })?;

@@ -7,6 +7,7 @@
 //! by `graph`, which needs the resolved steps.
 
 mod calls;
+mod quoting;
 mod references;
 mod steps;
 

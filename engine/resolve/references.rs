@@ -50,7 +50,8 @@ impl Resolver<'_> {
 
     fn has_type(&mut self, expr: &Expr, expected: ArgType) -> bool {
         let is_integer = |expr: &Expr| matches!(&expr.kind, ExprKind::Number(number) if number.as_i64().is_some());
-        let is_string = |expr: &Expr| matches!(&expr.kind, ExprKind::Template(_));
+        // A bare reference (`var.x`) is a string wherever a string is expected, also in lists and maps.
+        let is_string = |expr: &Expr| matches!(&expr.kind, ExprKind::Template(_) | ExprKind::Reference(_));
         match (&expr.kind, expected) {
             (ExprKind::Template(_), ArgType::Text | ArgType::Sql | ArgType::Shell) => true,
             (ExprKind::Template(template), ArgType::Duration) => template.as_literal().is_some_and(|text| humantime::parse_duration(&text).is_ok()),
@@ -80,7 +81,10 @@ impl Resolver<'_> {
                 }
             }
             ExprKind::Map(entries) => {
-                for (_, value) in entries {
+                for (key, value) in entries {
+                    if let Some(template) = &key.template {
+                        self.check_template(template, ArgType::Text);
+                    }
                     self.check_references(value, ArgType::Text);
                 }
             }
@@ -95,6 +99,7 @@ impl Resolver<'_> {
 
     /// Checks the references and functions of a template used in `context`.
     pub fn check_template(&mut self, template: &Template, context: ArgType) {
+        self.check_quoting(template, context);
         for interpolation in template.interpolations() {
             self.check_function(interpolation, context);
             self.check_reference(&interpolation.reference);

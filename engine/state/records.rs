@@ -25,13 +25,25 @@ pub enum StepStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
-    Started { step: String, hash: String, at: String },
+    Started {
+        step: String,
+        hash: String,
+        at: String,
+        /// The state the action is about to change (e.g. a file's content), taken before it runs,
+        /// so an undo after an interrupted and resumed apply still restores the original.
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        before: serde_json::Value,
+    },
     Applied {
         step: String,
         hash: String,
         at: String,
         /// True when the check probe passed and the action did not run.
         via_check: bool,
+        /// True when the check passed before rb6 ever ran the step: rb6 did not create its effect,
+        /// so undo leaves it in place.
+        #[serde(default)]
+        preexisting: bool,
         #[serde(default)]
         captures: BTreeMap<String, String>,
         /// What undo needs, e.g. a file's previous content.
@@ -56,6 +68,12 @@ pub struct StepRecord {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     pub via_check: bool,
+    /// The step's effect existed before rb6 ran it (see [`Record::Applied`]).
+    #[serde(default)]
+    pub preexisting: bool,
+    /// The earliest pre-action state of the current attempt and the interrupted ones before it.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub before: serde_json::Value,
     pub captures: BTreeMap<String, String>,
     pub undo: serde_json::Value,
     pub output: String,
@@ -74,20 +92,26 @@ impl State {
     /// Applies one record.
     pub fn apply(&mut self, record: &Record) {
         match record {
-            Record::Started { step, hash, at } => {
+            Record::Started { step, hash, at, before } => {
                 let entry = self.entry(step, hash);
+                let resumed = entry.status == StepStatus::Started && !entry.before.is_null();
+                if !resumed {
+                    entry.before = before.clone();
+                }
                 entry.status = StepStatus::Started;
                 entry.hash = hash.clone();
                 entry.started_at = Some(at.clone());
                 entry.finished_at = None;
                 entry.error = None;
             }
-            Record::Applied { step, hash, at, via_check, captures, undo, output } => {
+            Record::Applied { step, hash, at, via_check, preexisting, captures, undo, output } => {
                 let entry = self.entry(step, hash);
                 entry.status = StepStatus::Applied;
                 entry.hash = hash.clone();
                 entry.finished_at = Some(at.clone());
                 entry.via_check = *via_check;
+                entry.preexisting = *preexisting;
+                entry.before = serde_json::Value::Null;
                 entry.captures = captures.clone();
                 entry.undo = undo.clone();
                 entry.output = output.clone();
@@ -121,6 +145,8 @@ impl State {
             started_at: None,
             finished_at: None,
             via_check: false,
+            preexisting: false,
+            before: serde_json::Value::Null,
             captures: BTreeMap::new(),
             undo: serde_json::Value::Null,
             output: String::new(),

@@ -297,17 +297,17 @@ mod tests {
         let expected = "\
 a:
     b: 1
-empty: {}
 list:
     - 1
     - x: true
       z:
           - 2
+empty: {}
 ";
         assert_eq!(
             block(&value, 0, 4),
             expected,
-            "block rendering with a 4-space step"
+            "block rendering with a 4-space step, keys in insertion order"
         );
     }
 
