@@ -64,7 +64,7 @@ fn bridge_edits() -> Vec<(&'static str, Value, Vec<usize>, Vec<&'static str>)> {
             "bridge.permissions",
             json!({"*": "relay", "echo6.co": "user", "@matt:echo6.co": "admin"}),
             vec![192, 193, 194],
-            vec!["        \"*\": relay", "        \"@matt:echo6.co\": admin", "        echo6.co: user"],
+            vec!["        \"*\": relay", "        echo6.co: user", "        \"@matt:echo6.co\": admin"],
         ),
         (
             "double_puppet.secrets",
@@ -225,7 +225,7 @@ fn homeserver_setup_appends_blocks_at_end() {
 
     assert_eq!(
         added,
-        "\n\nexperimental_features:\n  msc2409_to_device_messages_enabled: true\n  msc3202_transaction_extensions: true\n\
+        "\n\nexperimental_features:\n  msc3202_transaction_extensions: true\n  msc2409_to_device_messages_enabled: true\n\
          \napp_service_config_files:\n  - /data/registration.yaml\n  - /data/doublepuppet.yaml",
         "new top-level keys go at the end after one blank line, indented two spaces, and the file \
          keeps ending without a line break"
