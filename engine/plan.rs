@@ -317,7 +317,7 @@ pub fn plan_undo(runbook: &Runbook, graph: &StepGraph, state: &State, scope: &Sc
         }
         let reason = preexisting.then(|| "its effect existed before rb6 applied it: left in place".to_string());
         let mut planned = entry(step, change, reason, scope);
-        planned.undo_after = before.iter().map(|index| names[index].to_string()).collect();
+        planned.undo_after = before.iter().filter(|index| !matches!(runbook.steps[**index].undo, Undo::NoEffect)).map(|index| names[index].to_string()).collect();
         entries.push(planned);
     }
     Plan { format_version: 1, runbook: runbook.name.clone(), mode: PlanMode::Undo, entries, summary }

@@ -1,7 +1,8 @@
 //! Variable values: defaults, overridden by `RB6_VAR_name`, then `--var-file`, then `--var`.
 //!
 //! The precedence follows Terraform's: later sources win. A value given for an undeclared
-//! variable is an error, as is a variable left without any value.
+//! variable with `--var` or in a file is an error (an `RB6_VAR_` one is ignored), as is a
+//! variable left without any value.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,12 @@ pub fn resolve_values_over(runbook: &Runbook, base: BTreeMap<String, Option<serd
     let mut values = base;
 
     for (name, value) in &inputs.environment {
+        // Like Terraform with TF_VAR_, an environment variable for an undeclared variable is
+        // ignored: the shell may export values meant for other runbooks.
+        if !values.contains_key(name) {
+            tracing::debug!(variable = %name, "ignoring RB6_VAR_ for a variable this runbook does not declare");
+            continue;
+        }
         set_value(runbook, &mut values, name, value.clone().into(), &format!("environment variable RB6_VAR_{name}"))?;
     }
     for path in &inputs.files {
