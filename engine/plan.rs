@@ -1,7 +1,7 @@
 //! Planning: compares the runbook with the state and decides what apply or undo would do.
 //!
 //! The plan is data ([`Plan`]); `render` prints it as text or JSON. Planning is offline: it
-//! reads only the runbook, the variable values and the state. Invariant: a plan holds no
+//! reads only the runbook, the variable values and the state. Invariant: a plan contains no
 //! secret value; secrets appear as `(sensitive)` and unread captures as `(known after apply)`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,7 @@ use crate::model::{Call, Runbook, Step, StepKind, Undo, UndoOrder};
 use crate::schema::ArgType;
 use crate::state::records::{State, StepStatus};
 
-/// What a plan does.
+/// The kind of plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanMode {
@@ -23,7 +23,7 @@ pub enum PlanMode {
     Undo,
 }
 
-/// What will happen to one step.
+/// The change planned for one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
@@ -44,7 +44,7 @@ pub enum Change {
 }
 
 impl Change {
-    /// The plan symbol.
+    /// Returns the plan symbol.
     pub fn symbol(self) -> &'static str {
         match self {
             Change::Apply => "+",
@@ -68,7 +68,7 @@ pub struct CallView {
     pub nested: Option<Box<CallView>>,
 }
 
-/// How a step will be undone, as the plan shows it.
+/// The undo of a step, as the plan shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct UndoView {
     /// `automatic`, `explicit`, `no_effect`, `left_in_place` or `missing`.
@@ -92,7 +92,7 @@ pub struct PlanEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub needs: Vec<String>,
-    /// Why the step is in this plan (e.g. "interrupted", "definition changed").
+    /// The reason the step is in this plan (e.g. "interrupted", "definition changed").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

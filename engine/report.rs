@@ -131,7 +131,7 @@ impl Reporter {
     }
 }
 
-/// The current UTC time in RFC 3339 with seconds.
+/// Returns the current UTC time in RFC 3339.
 pub fn timestamp() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()

@@ -15,7 +15,7 @@ use crate::interpolate::Scope;
 use crate::model::Call;
 use crate::schema::CallKind;
 
-/// What an action produced.
+/// The result of an action.
 #[derive(Debug, Clone, Default)]
 pub struct ActionOutput {
     pub stdout: String,

@@ -1,7 +1,7 @@
 //! Probes: read-only checks used by `check`, gates, `only_if`, `wait_until`, and gate evidence.
 //!
-//! A probe never changes anything. Its result says whether it passed and, line by line, which
-//! criterion held and what was observed, so a gate failure explains itself.
+//! A probe never changes anything. Its result records whether it passed and, line by line,
+//! which criterion held and what was observed, so a gate failure explains itself.
 
 use std::time::{Duration, Instant};
 
@@ -42,17 +42,17 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// Every criterion line of every probe.
+    /// Returns every criterion line of every probe.
     pub fn lines(&self) -> Vec<String> {
         self.results.iter().flat_map(|result| result.lines.clone()).collect()
     }
 
-    /// The criteria lines joined on one line.
+    /// Returns the criteria lines joined on one line.
     pub fn summary(&self) -> String {
         self.lines().join("; ")
     }
 
-    /// The HTTP transcripts of the probes.
+    /// Returns the HTTP transcripts of the probes.
     pub fn transcripts(&self) -> Vec<String> {
         self.results.iter().filter_map(|result| result.transcript.clone()).collect()
     }

@@ -50,7 +50,7 @@ enum Command {
         #[command(subcommand)]
         command: StateCommand,
     },
-    /// Remove a lock left by an rb6 process (asks for confirmation).
+    /// Remove a lock left by an rb6 process (after confirmation).
     Unlock {
         /// The runbook file.
         file: PathBuf,
@@ -97,7 +97,7 @@ pub struct VariableArgs {
     pub var_files: Vec<PathBuf>,
 }
 
-/// Where the state lives.
+/// The state directory option.
 #[derive(Debug, Args, Clone, Default)]
 pub struct StateArgs {
     /// State directory (default: .rb6 beside the runbook).

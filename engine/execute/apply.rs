@@ -212,7 +212,7 @@ fn indent(text: &str) -> String {
     text.lines().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n")
 }
 
-/// The last `limit` bytes of a text, cut at a character boundary.
+/// Returns the last `limit` bytes of a text, cut at a character boundary.
 pub fn tail(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_string();

@@ -15,7 +15,7 @@ use crate::state::records::{Record, State};
 use crate::state::store::Store;
 use crate::LoadedRunbook;
 
-/// What the operator chose on the command line.
+/// The operator's choices on the command line.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Maximum steps running at once.
@@ -81,7 +81,7 @@ impl Context {
         }
     }
 
-    /// A copy of the current state.
+    /// Returns a copy of the current state.
     pub fn state(&self) -> State {
         match self.store.lock().expect("store lock").as_ref() {
             Some(store) => store.state().clone(),
@@ -97,7 +97,7 @@ impl Context {
         }
     }
 
-    /// The state directory's path.
+    /// Returns the state directory's path.
     pub fn state_dir(&self) -> std::path::PathBuf {
         match self.store.lock().expect("store lock").as_ref() {
             Some(store) => store.dir().path().to_path_buf(),
@@ -118,7 +118,7 @@ impl Context {
         }
     }
 
-    /// A copy of the current scope (variables, secrets, captures so far).
+    /// Returns a copy of the current scope (variables, secrets, captures so far).
     pub fn scope(&self) -> Scope {
         self.scope.read().expect("scope lock").clone()
     }
@@ -160,7 +160,7 @@ impl Context {
         Ok(())
     }
 
-    /// The Docker client of a `docker` connection (or the local engine), connected once.
+    /// Returns the Docker client of the `docker` connection (or the local engine), connecting once.
     pub async fn docker(&self) -> Result<&DockerClient, String> {
         self.docker
             .get_or_try_init(|| async {
@@ -178,7 +178,7 @@ impl Context {
         }
     }
 
-    /// The compose tool, detected once.
+    /// Returns the compose tool, detecting it once.
     pub async fn compose(&self) -> Result<&ComposeTool, String> {
         self.compose.get_or_try_init(|| async { ComposeTool::detect().await.map_err(|error| error.to_string()) }).await
     }

@@ -21,7 +21,7 @@ pub use apply::{apply, refresh};
 pub use context::{Context, Options};
 pub use undo::undo;
 
-/// How one node of the walk ended.
+/// The result of one node of the walk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeResult {
     /// Done: its action ran, or it was already done.
@@ -32,7 +32,7 @@ pub enum NodeResult {
     Waiting,
 }
 
-/// How a successful node got done.
+/// The way a successful node got done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Done {
     Ran,
