@@ -1478,3 +1478,63 @@ fn doctor_names_unreachable_postgres() {
         "doctor output shows the URL's password:\n{run}"
     );
 }
+
+const NAMED_ENGINES: &str = r#"
+runbook "engines" { description = "Docker calls on named engines" }
+
+docker "local" { url = "unix:///var/run/docker.sock" }
+docker "nowhere" { url = "tcp://127.0.0.1:1" }
+
+step "present" {
+  docker_image {
+    image      = "@IMAGE@"
+    connection = docker.local
+  }
+  undo { none = "the image belongs to the test setup" }
+}
+
+step "elsewhere" {
+  needs = [present]
+  docker_image {
+    image      = "@IMAGE@"
+    connection = docker.nowhere
+  }
+  undo { none = "never applied" }
+}
+"#;
+
+#[test]
+fn docker_calls_use_named_connection() {
+    let image = require_docker();
+    let workspace = Workspace::new();
+    workspace.write("engines.rb6", &render(NAMED_ENGINES, &[("IMAGE", &image)]));
+
+    let run = workspace.apply("engines.rb6", &[], &[]);
+    assert_eq!(run.code, 1, "the step on the unreachable engine must fail:\n{run}");
+    assert!(run.stdout.contains("step \"present\" applied"), "the step on docker.local runs on the local engine:\n{run}");
+    assert!(run.stdout.contains("127.0.0.1:1"), "the failure names the engine of docker.nowhere:\n{run}");
+}
+
+const PULL_MISSING: &str = r#"
+runbook "pull" { description = "Pull an image that no registry serves" }
+
+step "pull" {
+  docker_image {
+    image = "127.0.0.1:1/rb6-test/absent:1"
+    pull  = true
+  }
+  undo { none = "never pulled" }
+}
+"#;
+
+#[test]
+fn docker_image_pull_failure_is_reported() {
+    require_docker();
+    let workspace = Workspace::new();
+    workspace.write("pull.rb6", PULL_MISSING);
+
+    let run = workspace.apply("pull.rb6", &[], &[]);
+    assert_eq!(run.code, 1, "pulling from an unreachable registry must fail:\n{run}");
+    assert!(run.stdout.contains("pull of image"), "the error comes from the pull, not from the image check:\n{run}");
+    assert!(run.stdout.contains("127.0.0.1:1/rb6-test/absent:1"), "the error names the image:\n{run}");
+}

@@ -39,7 +39,9 @@ async fn read_one(source: &CaptureSource, output: &ActionOutput, scope: &Scope) 
         CaptureSource::Stdout => Ok(output.stdout.trim().to_string()),
         CaptureSource::Command(command) => {
             let script = scope.render(command, ArgType::Shell, Mode::Execute).map_err(|error| error.to_string())?;
-            let outcome = shell::run(&shell::ShellSpec::new(script), |_, _| {}).await.map_err(|error| error.to_string())?;
+            let mut spec = shell::ShellSpec::new(script);
+            spec.cwd = Some(std::path::PathBuf::from(&scope.runbook_dir));
+            let outcome = shell::run(&spec, |_, _| {}).await.map_err(|error| error.to_string())?;
             Ok(outcome.stdout.trim().to_string())
         }
     }

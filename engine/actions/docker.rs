@@ -12,7 +12,7 @@ use bollard::errors::Error as BollardError;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
+    CreateContainerOptions, CreateImageOptionsBuilder, LogsOptions, RemoveContainerOptions, RemoveImageOptions,
     RestartContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
@@ -230,6 +230,20 @@ impl DockerClient {
             Err(error) if status_code(&error) == Some(404) => Ok(false),
             Err(error) => Err(image_error("inspection", reference, &error)),
         }
+    }
+
+    /// Pulls an image from its registry, with the engine's own credentials and proxy settings.
+    pub async fn pull_image(&self, reference: &str) -> Result<(), DockerError> {
+        let options = CreateImageOptionsBuilder::new().from_image(reference).build();
+        let mut progress = self.docker.create_image(Some(options), None, None);
+        while let Some(item) = progress.next().await {
+            let info = item.map_err(|error| image_error("pull", reference, &error))?;
+            if let Some(detail) = info.error_detail {
+                return Err(DockerError::Image { operation: "pull", image: reference.to_string(), message: detail.message.unwrap_or_default() });
+            }
+        }
+        tracing::debug!(image = reference, "pulled image");
+        Ok(())
     }
 
     /// Creates a container from `spec`, starts it, waits for it to exit and returns its exit

@@ -81,11 +81,15 @@ pub async fn connect_postgres(context: &Context, name: &str, scope: &Scope) -> R
             password: render("password")?,
         },
     };
+    let docker_connection = match connection.args.get("docker").map(|expr| &expr.kind) {
+        Some(crate::syntax::ExprKind::Reference(reference)) => reference.segments.last().map(|segment| segment.name.clone()),
+        _ => None,
+    };
     let docker = match &target {
-        postgres::PgTarget::Container { .. } => Some(context.docker().await?),
+        postgres::PgTarget::Container { .. } => Some(context.docker_named(docker_connection.as_deref()).await?),
         postgres::PgTarget::Url(_) => None,
     };
-    postgres::connect(name, &target, docker).await.map_err(|error| error.to_string())
+    postgres::connect(name, &target, docker.as_ref()).await.map_err(|error| error.to_string())
 }
 
 async fn run_sql(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
@@ -99,7 +103,10 @@ async fn run_sql(context: &Context, args: &Args<'_>) -> Result<ActionOutput, Str
 /// Builds a shell spec from `run`, `cwd`, `env` and `expect_exit`.
 pub fn shell_spec(args: &Args<'_>) -> Result<shell::ShellSpec, String> {
     let mut spec = shell::ShellSpec::new(args.shell("run")?);
-    spec.cwd = args.text_opt("cwd")?.map(PathBuf::from);
+    spec.cwd = Some(match args.text_opt("cwd")? {
+        Some(cwd) => PathBuf::from(cwd),
+        None => PathBuf::from(&args.scope.runbook_dir),
+    });
     spec.env = args.map("env")?;
     let expected: Vec<i32> = args.integers("expect_exit").into_iter().map(|code| code as i32).collect();
     if !expected.is_empty() {
@@ -209,12 +216,20 @@ fn value_list(value: Option<serde_json::Value>) -> Vec<serde_json::Value> {
 
 async fn docker_image(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
     let image = args.text("image")?;
-    let docker = context.docker().await?;
+    let docker = docker_for(context, args).await?;
     if docker.image_exists(&image).await.map_err(|error| error.to_string())? {
         return Ok(ActionOutput::stdout(format!("image {image} is present")));
     }
-    // NOTE: rb6 does not pull images itself yet; the operator pulls or loads them beforehand.
-    Err(format!("image {image} is not present on the Docker engine; pull or load it first (docker pull {image})"))
+    if !args.boolean("pull").unwrap_or(false) {
+        return Err(format!("image {image} is not present on the Docker engine; pull or load it first (docker pull {image}), or set `pull = true`"));
+    }
+    docker.pull_image(&image).await.map_err(|error| error.to_string())?;
+    Ok(ActionOutput::stdout(format!("pulled image {image}")))
+}
+
+/// Returns the Docker client of the call's `connection` argument, or of the default engine.
+pub async fn docker_for(context: &Context, args: &Args<'_>) -> Result<docker::DockerClient, String> {
+    context.docker_named(args.connection("connection").as_deref()).await
 }
 
 async fn docker_run(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
@@ -229,7 +244,7 @@ async fn docker_run(context: &Context, args: &Args<'_>) -> Result<ActionOutput, 
         working_dir: args.text_opt("workdir")?,
         timeout: DOCKER_RUN_TIMEOUT,
     };
-    let output = context.docker().await?.run_once(&spec).await.map_err(|error| error.to_string())?;
+    let output = docker_for(context, args).await?.run_once(&spec).await.map_err(|error| error.to_string())?;
     check_exit(&format!("container from {}", spec.image), output.exit_code, &args.integers("expect_exit"), &output.stderr)?;
     Ok(ActionOutput::stdout(output.stdout))
 }
@@ -237,7 +252,7 @@ async fn docker_run(context: &Context, args: &Args<'_>) -> Result<ActionOutput, 
 async fn docker_exec(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
     let container = args.text("container")?;
     let user = args.text_opt("user")?;
-    let output = context.docker().await?.exec(&container, &args.list("command")?, &args.map("env")?, user.as_deref()).await.map_err(|error| error.to_string())?;
+    let output = docker_for(context, args).await?.exec(&container, &args.list("command")?, &args.map("env")?, user.as_deref()).await.map_err(|error| error.to_string())?;
     check_exit(&format!("exec in {container}"), output.exit_code, &args.integers("expect_exit"), &output.stderr)?;
     Ok(ActionOutput::stdout(output.stdout))
 }
@@ -254,7 +269,7 @@ pub fn check_exit(what: &str, code: i64, expected: &[i64], stderr: &str) -> Resu
 
 async fn docker_container(context: &Context, kind: CallKind, args: &Args<'_>) -> Result<ActionOutput, String> {
     let container = args.text("container")?;
-    let docker = context.docker().await?;
+    let docker = docker_for(context, args).await?;
     let timeout = args.duration("timeout").unwrap_or(DOCKER_STOP_TIMEOUT);
     let result = match kind {
         CallKind::DockerStart => docker.start(&container).await,
@@ -268,14 +283,14 @@ async fn docker_container(context: &Context, kind: CallKind, args: &Args<'_>) ->
 
 async fn docker_remove_image(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
     let image = args.text("image")?;
-    let removed = context.docker().await?.remove_image(&image, args.boolean("force").unwrap_or(false)).await.map_err(|error| error.to_string())?;
+    let removed = docker_for(context, args).await?.remove_image(&image, args.boolean("force").unwrap_or(false)).await.map_err(|error| error.to_string())?;
     Ok(ActionOutput::stdout(if removed { format!("removed image {image}") } else { format!("image {image} was already absent") }))
 }
 
 async fn docker_logs(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
     let container = args.text("container")?;
     let lines = args.integer("tail").unwrap_or(50).max(1) as usize;
-    let logs = context.docker().await?.logs_tail(&container, lines).await.map_err(|error| error.to_string())?;
+    let logs = docker_for(context, args).await?.logs_tail(&container, lines).await.map_err(|error| error.to_string())?;
     Ok(ActionOutput::stdout(logs))
 }
 

@@ -42,6 +42,11 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Returns a failed evaluation with one line saying why.
+    pub fn timed_out(message: &str) -> Evaluation {
+        Evaluation { passed: false, results: vec![ProbeResult::error(message)] }
+    }
+
     /// Returns every criterion line of every probe.
     pub fn lines(&self) -> Vec<String> {
         self.results.iter().flat_map(|result| result.lines.clone()).collect()
@@ -293,7 +298,7 @@ fn is_empty_value(value: Option<&serde_json::Value>) -> bool {
 
 async fn container(context: &Context, args: &Args<'_>) -> Result<ProbeResult, String> {
     let name = args.text("name")?;
-    let info = context.docker().await?.inspect_container(&name).await.map_err(|error| error.to_string())?;
+    let info = super::perform::docker_for(context, args).await?.inspect_container(&name).await.map_err(|error| error.to_string())?;
     let mut result = ProbeResult { passed: true, lines: Vec::new(), transcript: None };
     let mut check = |passed: bool, line: String| {
         result.passed &= passed;
@@ -326,7 +331,7 @@ async fn docker_exec(context: &Context, args: &Args<'_>) -> Result<ProbeResult, 
     let container = args.text("container")?;
     let command = args.list("command")?;
     let user = args.text_opt("user")?;
-    let output = context.docker().await?.exec(&container, &command, &args.map("env")?, user.as_deref()).await.map_err(|error| error.to_string())?;
+    let output = super::perform::docker_for(context, args).await?.exec(&container, &command, &args.map("env")?, user.as_deref()).await.map_err(|error| error.to_string())?;
     let exit = check_exit(&format!("exec {command:?} in {container}"), output.exit_code, &args.integers("expect_exit"), &output.stderr);
     let mut result = ProbeResult::verdict(exit.is_ok(), exit.err().unwrap_or_else(|| format!("exec {command:?} in {container} exits as expected")));
     if let Some(text) = args.text_opt("expect_stdout_contains")? {
@@ -339,7 +344,7 @@ async fn docker_exec(context: &Context, args: &Args<'_>) -> Result<ProbeResult, 
 
 async fn docker_image(context: &Context, args: &Args<'_>) -> Result<ProbeResult, String> {
     let image = args.text("image")?;
-    let present = context.docker().await?.image_exists(&image).await.map_err(|error| error.to_string())?;
+    let present = super::perform::docker_for(context, args).await?.image_exists(&image).await.map_err(|error| error.to_string())?;
     Ok(ProbeResult::verdict(present, format!("image {image} is present")))
 }
 
@@ -374,7 +379,7 @@ pub async fn collect_evidence(context: &Context, call: &Call, scope: &Scope) -> 
             let container = args.text("container").unwrap_or_default();
             let lines = args.integer("tail").unwrap_or(50).max(1) as usize;
             let title = format!("last {lines} log lines of container {container}");
-            let text = match context.docker().await {
+            let text = match super::perform::docker_for(context, &args).await {
                 Ok(docker) => docker.logs_tail(&container, lines).await.unwrap_or_else(|error| format!("(could not read logs: {error})")),
                 Err(error) => format!("(could not reach Docker: {error})"),
             };

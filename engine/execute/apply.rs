@@ -157,15 +157,13 @@ where
 async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -> Result<NodeResult, String> {
     context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), before: serde_json::Value::Null })?;
     let spinner = context.reporter.spinner(&format!("gate \"{}\"", step.name));
-    let mut evaluation = probe::evaluate_all(context, &step.checks, scope).await;
-    for attempt in 1..=step.retries {
-        if evaluation.passed {
-            break;
-        }
-        context.reporter.line(&format!("↻ gate \"{}\": attempt {} of {}", step.name, attempt + 1, step.retries + 1));
-        tokio::time::sleep(step.retry_delay).await;
-        evaluation = probe::evaluate_all(context, &step.checks, scope).await;
-    }
+    let evaluation = match step.timeout {
+        Some(limit) => match tokio::time::timeout(limit, evaluate_gate(context, step, scope)).await {
+            Ok(evaluation) => evaluation,
+            Err(_) => probe::Evaluation::timed_out(&format!("gate did not finish within {}", humantime::format_duration(limit))),
+        },
+        None => evaluate_gate(context, step, scope).await,
+    };
     spinner.finish_and_clear();
 
     if evaluation.passed {
@@ -188,7 +186,26 @@ async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -
     Err(message)
 }
 
+/// Evaluates a gate's probes, up to `1 + retries` times until they pass.
+async fn evaluate_gate(context: &Context, step: &Step, scope: &Scope) -> probe::Evaluation {
+    let mut evaluation = probe::evaluate_all(context, &step.checks, scope).await;
+    for attempt in 1..=step.retries {
+        if evaluation.passed {
+            break;
+        }
+        context.reporter.line(&format!("↻ gate \"{}\": attempt {} of {}", step.name, attempt + 1, step.retries + 1));
+        tokio::time::sleep(step.retry_delay).await;
+        evaluation = probe::evaluate_all(context, &step.checks, scope).await;
+    }
+    evaluation
+}
+
 async fn apply_manual(context: &Context, step: &Step, hash: &str, scope: &Scope) -> Result<NodeResult, String> {
+    if !step.checks.is_empty() && probe::evaluate_all(context, &step.checks, scope).await.passed {
+        record_applied(context, step, hash, true, ActionOutput::default(), scope).await?;
+        context.reporter.line(&format!("✓ manual step \"{}\" already done (check passed)", step.name));
+        return Ok(NodeResult::Succeeded(Done::AlreadyDone));
+    }
     let instructions = step.instructions.as_ref().map(|text| scope.render(text, crate::schema::ArgType::Text, crate::interpolate::Mode::Display).unwrap_or_default()).unwrap_or_default();
     let confirmed = context.options.confirm_all || context.options.confirm.contains(&step.name) || context.state().confirmed.contains(&step.name);
 

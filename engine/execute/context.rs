@@ -41,7 +41,8 @@ pub struct Context {
     /// The writable store; `None` for read-only use (`plan --refresh`), with `state` kept in memory.
     store: Mutex<Option<Store>>,
     read_only_state: Mutex<State>,
-    docker: OnceCell<DockerClient>,
+    /// Docker clients by connection name; `""` is the default engine.
+    docker: tokio::sync::Mutex<BTreeMap<String, Arc<OnceCell<DockerClient>>>>,
     compose: OnceCell<ComposeTool>,
 }
 
@@ -64,7 +65,7 @@ impl Context {
             scope: RwLock::new(scope),
             store: Mutex::new(store),
             read_only_state: Mutex::new(state),
-            docker: OnceCell::new(),
+            docker: tokio::sync::Mutex::new(BTreeMap::new()),
             compose: OnceCell::new(),
         })
     }
@@ -160,18 +161,33 @@ impl Context {
         Ok(())
     }
 
-    /// Returns the Docker client of the `docker` connection (or the local engine), connecting once.
-    pub async fn docker(&self) -> Result<&DockerClient, String> {
-        self.docker
-            .get_or_try_init(|| async {
-                let url = self.docker_url()?;
-                DockerClient::connect(url.as_deref()).await.map_err(|error| error.to_string())
-            })
-            .await
+    /// Returns the Docker client of the runbook's first `docker` connection, or the local engine.
+    pub async fn docker(&self) -> Result<DockerClient, String> {
+        self.docker_named(None).await
     }
 
-    fn docker_url(&self) -> Result<Option<String>, String> {
-        let Some(connection) = self.loaded.runbook.connections.iter().find(|connection| connection.kind == ConnectionKind::Docker) else { return Ok(None) };
+    /// Returns the Docker client of the named `docker` connection (`None`: the runbook's first
+    /// one, or the local engine when it declares none), connecting once per connection. The
+    /// client is a cheap clone sharing one connection pool.
+    pub async fn docker_named(&self, name: Option<&str>) -> Result<DockerClient, String> {
+        let key = name.unwrap_or("").to_string();
+        let cell = self.docker.lock().await.entry(key).or_default().clone();
+        let client = cell
+            .get_or_try_init(|| async {
+                let url = self.docker_url(name)?;
+                DockerClient::connect(url.as_deref()).await.map_err(|error| error.to_string())
+            })
+            .await?;
+        Ok(client.clone())
+    }
+
+    fn docker_url(&self, name: Option<&str>) -> Result<Option<String>, String> {
+        let mut connections = self.loaded.runbook.connections.iter().filter(|connection| connection.kind == ConnectionKind::Docker);
+        let connection = match name {
+            Some(name) => Some(connections.find(|connection| connection.name == name).ok_or_else(|| format!("unknown docker connection `{name}`"))?),
+            None => connections.next(),
+        };
+        let Some(connection) = connection else { return Ok(None) };
         match connection.args.get("url") {
             Some(url) => self.scope().render_text(url, ArgType::Text, Mode::Execute).map(Some).map_err(|error| error.to_string()),
             None => Ok(None),
