@@ -85,6 +85,20 @@ impl StepGraph {
         found
     }
 
+    /// A step and everything it depends on, transitively.
+    pub fn with_dependencies(&self, step: usize) -> BTreeSet<usize> {
+        let mut found = BTreeSet::from([step]);
+        let mut queue = VecDeque::from([step]);
+        while let Some(current) = queue.pop_front() {
+            for dependency in self.dependencies(current) {
+                if found.insert(dependency) {
+                    queue.push_back(dependency);
+                }
+            }
+        }
+        found
+    }
+
     /// The apply order: a topological order where ready steps go in source order.
     pub fn apply_order(&self) -> Vec<usize> {
         let edges: Vec<(usize, usize)> = self.graph.edge_indices().filter_map(|edge| self.graph.edge_endpoints(edge)).map(|(from, to)| (self.graph[from], self.graph[to])).collect();

@@ -335,3 +335,39 @@ fn undo_after_resumed_edit_restores_original() {
     sandbox.undo_ok(&[]);
     assert_eq!(sandbox.read("config.txt"), "original\n", "undo restores the content from before the first, interrupted attempt");
 }
+
+/// A directory with automatic undo, and a file written into it by a step with no undo.
+const GENERATED_IN_DIR: &str = r#"
+runbook "redeploy" { description = "A generated file inside a directory that undo removes" }
+
+step "data_dir" {
+  directory { path = "${runbook.dir}/data" }
+  undo { remove_directory { path = "${runbook.dir}/data" } }
+}
+
+step "generate" {
+  needs = [data_dir]
+  shell { run = "echo generated > ${runbook.dir}/data/config.txt" }
+  check { file_check { path = "${runbook.dir}/data/config.txt" } }
+  undo { none = "the file goes with the directory" }
+}
+
+step "use" {
+  needs = [generate]
+  shell { run = "cp ${runbook.dir}/data/config.txt ${runbook.dir}/copy.txt" }
+  undo { shell { run = "rm -f ${runbook.dir}/copy.txt" } }
+}
+"#;
+
+#[test]
+fn redeploy_after_undo_regenerates_files() {
+    let sandbox = Sandbox::with_runbook(GENERATED_IN_DIR);
+    sandbox.apply_ok(&[]);
+    let undo = sandbox.undo_ok(&[]);
+    undo.expect_output("so the next apply runs it again");
+    assert!(!sandbox.exists("data"), "undo removes the directory with the generated file");
+
+    let again = sandbox.apply_ok(&[]);
+    again.expect_output("step \"generate\" applied");
+    assert_eq!(sandbox.read("copy.txt"), "generated\n", "the redeploy regenerates the file the removed directory held");
+}

@@ -197,10 +197,35 @@ fn state(command: StateCommand, reporter: &Reporter) -> Result<u8, u8> {
                     *value = rb6::interpolate::SENSITIVE.to_string();
                 }
             }
-            reporter.print(&(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n"));
+            let mut shown = serde_json::to_value(&record).unwrap_or_default();
+            shown["undo"] = undo_summary(&record.undo);
+            if let Some(fields) = shown.as_object_mut() {
+                fields.remove("before");
+            }
+            reporter.print(&(serde_json::to_string_pretty(&shown).unwrap_or_default() + "\n"));
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Describes a step's undo data without its content: recorded file contents may contain
+/// secrets in encodings the redactor can't see (the journal stores them as hex).
+fn undo_summary(undo: &serde_json::Value) -> serde_json::Value {
+    if let Some(change) = undo.get("file") {
+        let previous = match change.get("before") {
+            Some(serde_json::Value::String(kind)) => kind.to_lowercase(),
+            Some(serde_json::Value::Object(fields)) => match fields.keys().next().map(String::as_str) {
+                Some("File") => "file content recorded (not shown)".to_string(),
+                Some("Directory") => "created directories recorded".to_string(),
+                Some("Tree") => "removed tree recorded (not shown)".to_string(),
+                Some(other) => other.to_lowercase(),
+                None => String::new(),
+            },
+            _ => String::new(),
+        };
+        return serde_json::json!({ "file": change.get("path"), "previous": previous, "after_sha256": change.get("after_sha256") });
+    }
+    undo.clone()
 }
 
 /// Spells a status as the journal does: `applied`, `undo_started`, ...

@@ -1,7 +1,7 @@
 //! Undo: runs the inverses of applied steps, dependents first, honouring `only_if` guards and
 //! handler-style undos ordered after the steps they need.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::actions::{self, probe};
@@ -31,10 +31,12 @@ pub async fn undo(context: Arc<Context>) -> Outcome {
     let names: Vec<String> = members.iter().map(|index| runbook.steps[*index].name.clone()).collect();
     let waits_for: Vec<Vec<usize>> = order.iter().map(|(_, before)| before.iter().map(|step| local(*step)).collect()).collect();
 
+    let reverted = reverted_dependencies(&context, &selected, &state);
     let start = |position: usize| -> NodeFuture {
         let context = context.clone();
         let index = members[position];
-        Box::pin(async move { undo_node(&context, index).await })
+        let reverted_dependency = reverted.get(&index).cloned();
+        Box::pin(async move { undo_node(&context, index, reverted_dependency).await })
     };
     let outcome = walk(&names, &waits_for, context.options.parallelism, start, |position| position as i64).await;
     if let Err(error) = context.compact() {
@@ -43,7 +45,26 @@ pub async fn undo(context: Arc<Context>) -> Outcome {
     outcome
 }
 
-async fn undo_node(context: &Context, index: usize) -> NodeResult {
+/// For each selected step that stays in place, the first step it depends on whose undo reverts
+/// something. Such a step's effect may be gone with that dependency (a file in a removed
+/// directory), so it is recorded as undone and the next apply runs it again.
+fn reverted_dependencies(context: &Context, selected: &BTreeSet<usize>, state: &crate::state::records::State) -> BTreeMap<usize, String> {
+    let runbook = &context.loaded.runbook;
+    let reverts = |index: &usize| {
+        let step = &runbook.steps[*index];
+        matches!(step.undo, Undo::Automatic | Undo::Explicit(_)) && !state.steps.get(&step.name).is_some_and(|record| record.preexisting)
+    };
+    selected
+        .iter()
+        .filter(|index| matches!(runbook.steps[**index].undo, Undo::Missing | Undo::LeftInPlace { .. }))
+        .filter_map(|index| {
+            let dependency = context.loaded.graph.with_dependencies(*index).into_iter().filter(|dependency| dependency != index && selected.contains(dependency)).find(|dependency| reverts(dependency))?;
+            Some((*index, runbook.steps[dependency].name.clone()))
+        })
+        .collect()
+}
+
+async fn undo_node(context: &Context, index: usize, reverted_dependency: Option<String>) -> NodeResult {
     let step = &context.loaded.runbook.steps[index];
     let scope = context.scope();
     let record = context.state().steps.get(&step.name).cloned();
@@ -65,7 +86,14 @@ async fn undo_node(context: &Context, index: usize) -> NodeResult {
                 Ok(NodeResult::Succeeded(Done::Skipped))
             }
             Undo::Missing | Undo::LeftInPlace { .. } => {
-                context.reporter.line(&format!("= step \"{}\" left in place (no undo)", step.name));
+                match reverted_dependency {
+                    Some(dependency) => {
+                        let reason = format!("left in place; `{dependency}`, which it depends on, is undone, so the next apply runs it again");
+                        context.record(Record::Undone { step: step.name.clone(), at: now(), skipped: Some(reason.clone()) })?;
+                        context.reporter.line(&format!("= step \"{}\" {reason}", step.name));
+                    }
+                    None => context.reporter.line(&format!("= step \"{}\" left in place (no undo)", step.name)),
+                }
                 Ok(NodeResult::Succeeded(Done::Skipped))
             }
             Undo::Automatic => {
