@@ -16,4 +16,4 @@ pub mod probe;
 pub mod shell;
 pub mod yaml;
 
-pub use perform::{connect_postgres, perform, ActionOutput};
+pub use perform::{clean_up_interrupted, connect_postgres, perform, ActionOutput};

@@ -257,6 +257,22 @@ async fn docker_exec(context: &Context, args: &Args<'_>) -> Result<ActionOutput,
     Ok(ActionOutput::stdout(output.stdout))
 }
 
+/// Cleans up what an interrupted attempt of an action can leave behind: the named one-shot
+/// container of a `docker_run` killed while it ran.
+pub async fn clean_up_interrupted(context: &Context, call: &Call, scope: &Scope) {
+    if call.kind != CallKind::DockerRun {
+        return;
+    }
+    let args = Args::new(call, scope);
+    let Ok(Some(name)) = args.text_opt("name") else { return };
+    let Ok(docker) = docker_for(context, &args).await else { return };
+    match docker.remove_container(&name, true).await {
+        Ok(true) => context.reporter.line(&format!("removed container {name} left by the interrupted run")),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(container = %name, %error, "could not remove the container of an interrupted run"),
+    }
+}
+
 /// Fails unless the exit code is expected (default: 0).
 pub fn check_exit(what: &str, code: i64, expected: &[i64], stderr: &str) -> Result<(), String> {
     let accepted = if expected.is_empty() { &[0][..] } else { expected };

@@ -136,7 +136,9 @@ fn check_rows(first_line: &str, rows: &[Vec<Option<String>>], args: &Args<'_>) -
     if let Some(expected_rows) = args.value("rows")? {
         let expected = expected_table(&expected_rows);
         let passed = expected.len() == observed.len() && expected.iter().zip(&observed).all(|(want, got)| want.len() == got.len() && want.iter().zip(got).all(|(w, g)| cell_matches(w, g)));
-        return Ok(ProbeResult::verdict(passed, format!("query `{first_line}` returns {expected:?} (observed {observed:?})")));
+        let expected_text = serde_json::to_string(&expected).unwrap_or_default();
+        let observed_text = serde_json::to_string(&observed).unwrap_or_default();
+        return Ok(ProbeResult::verdict(passed, format!("query `{first_line}` returns {expected_text} (observed {observed_text})")));
     }
     if let Some(count) = args.integer("expect_rows") {
         return Ok(ProbeResult::verdict(observed.len() as i64 == count, format!("query `{first_line}` returns {count} row(s) (observed {})", observed.len())));

@@ -160,7 +160,8 @@ fn finish(verb: &str, outcome: &Outcome, reporter: &Reporter) -> u8 {
         reporter.print("  interrupted by Ctrl-C: running steps finished and were recorded; run the command again to continue.\n");
     }
     if !outcome.waiting.is_empty() && outcome.failed.is_empty() {
-        reporter.print(&format!("  waiting for the operator: {}. Confirm with: rb6 apply --confirm STEP FILE\n", outcome.waiting.join(", ")));
+        let waiting: Vec<&str> = outcome.waiting.iter().map(String::as_str).collect();
+        reporter.print(&format!("  waiting for the operator: {}. When done, confirm with:\n    {}\n", outcome.waiting.join(", "), execute::confirm_command(&waiting)));
         return EXIT_WAITING;
     }
     EXIT_ERROR

@@ -62,6 +62,9 @@ async fn apply_node(context: &Context, index: usize) -> NodeResult {
 async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, interrupted: bool) -> Result<NodeResult, String> {
     if interrupted {
         context.kill_leftovers(&step.name);
+        if let Some(action) = &step.action {
+            actions::clean_up_interrupted(context, action, scope).await;
+        }
     }
     // A step applied before with another definition keeps the undo data of that first apply.
     let previous_undo = context.state().steps.get(&step.name).filter(|record| record.status == StepStatus::Applied).map(|record| record.undo.clone());
@@ -213,7 +216,7 @@ async fn apply_manual(context: &Context, step: &Step, hash: &str, scope: &Scope)
         context.reporter.print(&format!("\n! manual step \"{}\":\n{}\n", step.name, indent(&instructions)));
         let answer = context.reporter.ask("Type 'done' when you have finished this step: ");
         if answer.as_deref() != Some("done") {
-            context.reporter.line(&format!("… manual step \"{}\" is waiting for the operator; continue with: rb6 apply --confirm {} FILE", step.name, step.name));
+            context.reporter.line(&format!("… manual step \"{}\" is waiting for the operator; when it is done, continue with: {}", step.name, confirm_command(&[step.name.as_str()])));
             return Ok(NodeResult::Waiting);
         }
     }
@@ -256,4 +259,16 @@ pub async fn refresh(context: Arc<Context>) -> Vec<(String, String)> {
         }
     }
     done
+}
+
+/// Returns this run's command line with `--confirm STEP` added for each step, shell-quoted,
+/// so the operator can paste it with the same runbook, variables and state directory.
+pub fn confirm_command(steps: &[&str]) -> String {
+    let mut words: Vec<String> = vec!["rb6".to_string()];
+    words.extend(std::env::args().skip(1).map(|arg| crate::interpolate::quote_shell_word(&arg)));
+    for step in steps {
+        words.push("--confirm".to_string());
+        words.push(crate::interpolate::quote_shell_word(step));
+    }
+    words.join(" ")
 }

@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use apply::{apply, refresh};
+pub use apply::{apply, confirm_command, refresh};
 pub use context::{Context, Options};
 pub use undo::undo;
 
