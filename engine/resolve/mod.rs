@@ -10,7 +10,7 @@ mod calls;
 mod references;
 mod steps;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostics, Problem, SourceFile};
@@ -22,12 +22,37 @@ pub use references::{did_you_mean, FUNCTIONS};
 /// Names declared anywhere in the runbook, for checking references in any order.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    pub variables: Vec<String>,
-    pub secrets: Vec<String>,
-    pub postgres: Vec<String>,
-    pub docker: Vec<String>,
-    pub steps: Vec<String>,
-    pub captures: Vec<String>,
+    pub variables: Names,
+    pub secrets: Names,
+    pub postgres: Names,
+    pub docker: Names,
+    pub steps: Names,
+    pub captures: Names,
+}
+
+/// Declared names in source order, with a set for lookups in constant time.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    order: Vec<String>,
+    set: HashSet<String>,
+}
+
+impl Names {
+    /// Adds a name (duplicates are kept in order; `resolve` reports them).
+    pub fn push(&mut self, name: String) {
+        self.set.insert(name.clone());
+        self.order.push(name);
+    }
+
+    /// True when the name was declared.
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    /// The names in source order.
+    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.order.iter()
+    }
 }
 
 /// Resolution state: the source, the declared names and the problems found so far.
