@@ -35,14 +35,12 @@ pub async fn apply(context: Arc<Context>) -> Outcome {
 async fn apply_node(context: &Context, index: usize) -> NodeResult {
     let step = &context.loaded.runbook.steps[index];
     let scope = context.scope();
-    let state = context.state();
-    let (change, _) = apply_change(step, &state, &scope);
+    let (change, interrupted) = context.with_state(|state| (apply_change(step, state, &scope).0, state.status(&step.name) == Some(StepStatus::Started)));
     if change == Change::None {
         return NodeResult::Succeeded(Done::Unchanged);
     }
 
     let hash = definition_hash(step, &scope);
-    let interrupted = state.status(&step.name) == Some(StepStatus::Started);
     let result = match step.kind {
         StepKind::Manual => apply_manual(context, step, &hash, &scope).await,
         StepKind::Gate => apply_gate(context, step, &hash, &scope).await,
@@ -157,7 +155,7 @@ async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -
 
 async fn apply_manual(context: &Context, step: &Step, hash: &str, scope: &Scope) -> Result<NodeResult, String> {
     let instructions = step.instructions.as_ref().map(|text| scope.render(text, crate::schema::ArgType::Text, crate::interpolate::Mode::Display).unwrap_or_default()).unwrap_or_default();
-    let confirmed = context.options.confirm_all || context.options.confirm.contains(&step.name) || context.state().confirmed.contains(&step.name);
+    let confirmed = context.options.confirm_all || context.options.confirm.contains(&step.name) || context.with_state(|state| state.confirmed.contains(&step.name));
 
     if !confirmed {
         context.reporter.print(&format!("\n! manual step \"{}\":\n{}\n", step.name, indent(&instructions)));
