@@ -46,7 +46,7 @@ pub fn load(path: &Path) -> Result<LoadedRunbook, LoadError> {
 pub fn load_source(source: SourceFile, path: &Path) -> Result<LoadedRunbook, LoadError> {
     let body = crate::parse::parse(&source).map_err(|problem| LoadError::Invalid(Diagnostics { problems: vec![problem] }))?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let (runbook, warnings) = crate::resolve::resolve(&source, &body, &absolute).map_err(LoadError::Invalid)?;
+    let (runbook, warnings) = crate::resolve::resolve(&source, body, &absolute).map_err(LoadError::Invalid)?;
     let graph = StepGraph::build(&runbook).map_err(|mut cycles| {
         cycles.problems.extend(warnings.problems.iter().cloned());
         cycles.sort();

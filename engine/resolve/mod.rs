@@ -63,9 +63,12 @@ pub(crate) struct Resolver<'a> {
 }
 
 /// Resolves a parsed runbook. Returns the runbook with its warnings, or every problem found.
-pub fn resolve(source: &SourceFile, body: &Body, path: &Path) -> Result<(Runbook, Diagnostics), Diagnostics> {
+///
+/// Takes the syntax tree by value and frees each block once it is resolved, so the tree and
+/// the model it becomes are not both held in full.
+pub fn resolve(source: &SourceFile, body: Body, path: &Path) -> Result<(Runbook, Diagnostics), Diagnostics> {
     let mut resolver = Resolver { source, declared: Declared::default(), problems: Diagnostics::default() };
-    resolver.declare(body);
+    resolver.declare(&body);
 
     let runbook = resolver.resolve_file(body, path);
     resolver.problems.sort();
@@ -108,7 +111,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn resolve_file(&mut self, body: &Body, path: &Path) -> Option<Runbook> {
+    fn resolve_file(&mut self, body: Body, path: &Path) -> Option<Runbook> {
         for attribute in &body.attributes {
             self.error(attribute.span.clone(), format!("unexpected attribute `{}` at the top level", attribute.name.name), "not inside a block")
                 .help = Some("top-level items are blocks: runbook, variable, secret, postgres, docker, step, gate, manual".into());
@@ -121,8 +124,10 @@ impl Resolver<'_> {
         let mut connections = Vec::new();
         let mut steps = Vec::new();
         let mut seen = NameRegistry::default();
+        let first_block_start = body.blocks.first().map_or(0, |block| block.span.start);
 
-        for block in &body.blocks {
+        for block in body.blocks {
+            let block = &block;
             match block.kind.name.as_str() {
                 "runbook" => {
                     if let Some(first) = &runbook_block_span {
@@ -166,7 +171,7 @@ impl Resolver<'_> {
 
         let Some((name, description)) = header else {
             if runbook_block_span.is_none() {
-                let end = body.blocks.first().map_or(0, |block| block.span.start);
+                let end = first_block_start;
                 self.error(end..end, "missing runbook header", "expected `runbook \"name\" { ... }` here")
                     .help = Some("start the file with: runbook \"my-runbook\" { description = \"...\" }".into());
             }
