@@ -2,8 +2,10 @@
 """Runs the rb6 benchmark and prints its figures next to their targets.
 
 bench/run.sh builds rb6 and calls this script; see docs/benchmarks.md for what each figure
-means. Timings come from hyperfine when it is installed (median of the runs), otherwise from
-repeated runs timed here. Every apply starts from an empty state directory.
+means. Plan timings come from hyperfine when it is installed, otherwise from repeated runs
+timed here. Applies and the commands they are compared with run interleaved (rb6, make, rb6,
+make, ...), so that disk and CPU contention from other processes hits both sides alike; each
+figure is the median of its runs. Every apply starts from an empty state directory.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -27,14 +30,12 @@ def generate(kind, *args):
     subprocess.run([sys.executable, GEN, kind, *map(str, args)], check=True)
 
 
-def timed_runs(command, runs, warmup, prepare=None):
+def timed_runs(command, runs, warmup):
     """Wall times in seconds of `runs` runs, with mean user and system CPU seconds."""
     if shutil.which("hyperfine"):
-        return hyperfine(command, runs, warmup, prepare)
+        return hyperfine(command, runs, warmup)
     times, cpu = [], []
     for index in range(warmup + runs):
-        if prepare:
-            subprocess.run(prepare, shell=True, check=True)
         before = os.times()
         start = time.perf_counter()
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
@@ -46,18 +47,41 @@ def timed_runs(command, runs, warmup, prepare=None):
     return times, statistics.mean(u for u, _ in cpu), statistics.mean(s for _, s in cpu)
 
 
-def hyperfine(command, runs, warmup, prepare):
+def hyperfine(command, runs, warmup):
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as export:
         path = export.name
     arguments = ["hyperfine", "-N", "--style", "none", "--runs", str(runs), "--warmup", str(warmup), "--export-json", path]
-    if prepare:
-        arguments += ["--prepare", prepare]
     quoted = " ".join(shlex.quote(part) for part in command)
-    subprocess.run(arguments + [quoted], check=True, stdout=subprocess.DEVNULL)
+    finished = subprocess.run(arguments + [quoted], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if finished.returncode != 0:
+        sys.exit(f"hyperfine failed on {quoted}:\n{finished.stderr}")
     with open(path, encoding="utf-8") as file:
         result = json.load(file)["results"][0]
     os.unlink(path)
     return result["times"], result["user"], result["system"]
+
+
+def interleaved(commands, runs, warmup):
+    """Runs each named command once per round, `warmup + runs` rounds, and returns the wall
+    times in seconds of the last `runs` rounds, with mean user+system CPU seconds, by name.
+
+    `commands` maps a name to (argv, directory to delete before each run or None).
+    """
+    times = {name: [] for name in commands}
+    cpu = {name: [] for name in commands}
+    for index in range(warmup + runs):
+        for name, (command, scratch) in commands.items():
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            elapsed = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if index >= warmup:
+                times[name].append(elapsed)
+                cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return times, {name: statistics.mean(values) for name, values in cpu.items()}
 
 
 def peak_rss_mb(command, runs):
@@ -145,21 +169,30 @@ def bench_apply(args, table, raw):
     steps = 1000
     runbook = os.path.join(args.work, "chain.rb6")
     makefile = os.path.join(args.work, "Makefile.chain")
+    makefile_sh = os.path.join(args.work, "Makefile.chain-sh")
     state = os.path.join(args.work, "chain-state")
     generate("chain", steps, runbook)
     generate("make-chain", steps, makefile)
+    generate("make-chain-sh", steps, makefile_sh)
 
-    rb6_command = [args.rb6, "apply", runbook, "--auto-approve", "--parallelism", "1", "--state", state]
-    rb6_times, user, system = timed_runs(rb6_command, runs, 1, prepare=f"rm -rf {shlex.quote(state)}")
-    make_times, make_user, make_system = timed_runs(["make", "-s", "-j1", "-f", makefile], runs, 1)
-    fsync_median, fsync_mean = fsync_cost_ms(args.work)
-    rb6_median, make_median = statistics.median(rb6_times), statistics.median(make_times)
-    floor = make_median + 2 * steps * fsync_median / 1000
-    raw["apply chain"] = {"rb6_wall_s": rb6_times, "rb6_user_s": user, "rb6_system_s": system, "make_wall_s": make_times,
-                          "fsync_ms_median": fsync_median, "fsync_ms_mean": fsync_mean}
+    commands = {
+        "rb6": ([args.rb6, "apply", runbook, "--auto-approve", "--parallelism", "1", "--state", state], state),
+        "make": (["make", "-s", "-j1", "-f", makefile], None),
+        "make through sh": (["make", "-s", "-j1", "-f", makefile_sh], None),
+    }
+    fsync_before = fsync_cost_ms(args.work)
+    times, cpu = interleaved(commands, runs, 1)
+    fsync_after = fsync_cost_ms(args.work)
+    fsync_median, fsync_mean = statistics.mean([fsync_before[0], fsync_after[0]]), statistics.mean([fsync_before[1], fsync_after[1]])
+    rb6_median, make_median, make_sh_median = (statistics.median(times[name]) for name in commands)
+    floor = make_sh_median + 2 * steps * fsync_median / 1000
+    raw["apply chain"] = {"wall_s": times, "cpu_s_mean": cpu, "fsync_ms_median_before_after": [fsync_before[0], fsync_after[0]],
+                          "fsync_ms_mean_before_after": [fsync_before[1], fsync_after[1]]}
     table.add(f"apply {steps:,} `true` steps, -p 1 (median)", ms(rb6_median), f"make -j1: {ms(make_median)}",
               f"{rb6_median / make_median:.2f}×", "≤ 1.6×", rb6_median / make_median <= 1.6)
-    table.add("  floor: make + 2 fdatasyncs a step", ms(floor), f"fdatasync median {fsync_median:.2f} ms, mean {fsync_mean:.2f} ms",
+    table.add("  make -j1, each recipe through sh", ms(make_sh_median), f"make -j1: {ms(make_median)}",
+              f"{make_sh_median / make_median:.2f}×", "-", None)
+    table.add("  floor: make through sh + 2 fdatasyncs a step", ms(floor), f"fdatasync median {fsync_median:.2f} ms, mean {fsync_mean:.2f} ms",
               f"{floor / make_median:.2f}×", "-", None)
 
     if args.ansible_tasks and os.access(args.ansible, os.X_OK):
@@ -192,7 +225,7 @@ def bench_ansible(args, table, raw, rb6_per_step):
 
 
 def bench_sleeps(args, table, raw):
-    runs = 2 if args.quick else 5
+    runs = 2 if args.quick else 9
     count, seconds, parallelism = 64, 0.2, 16
     runbook = os.path.join(args.work, "sleeps.rb6")
     makefile = os.path.join(args.work, "Makefile.sleeps")
@@ -201,11 +234,13 @@ def bench_sleeps(args, table, raw):
     generate("make-sleeps", count, seconds, makefile)
     ideal = count / parallelism * seconds
 
-    rb6_command = [args.rb6, "apply", runbook, "--auto-approve", "--parallelism", str(parallelism), "--state", state]
-    rb6_times, _, _ = timed_runs(rb6_command, runs, 1, prepare=f"rm -rf {shlex.quote(state)}")
-    make_times, _, _ = timed_runs(["make", "-s", f"-j{parallelism}", "-f", makefile], runs, 1)
-    rb6_median, make_median = statistics.median(rb6_times), statistics.median(make_times)
-    raw["sleeps"] = {"rb6_wall_s": rb6_times, "make_wall_s": make_times, "critical_path_s": ideal}
+    commands = {
+        "rb6": ([args.rb6, "apply", runbook, "--auto-approve", "--parallelism", str(parallelism), "--state", state], state),
+        "make": (["make", "-s", f"-j{parallelism}", "-f", makefile], None),
+    }
+    times, _ = interleaved(commands, runs, 1)
+    rb6_median, make_median = statistics.median(times["rb6"]), statistics.median(times["make"])
+    raw["sleeps"] = {"wall_s": times, "critical_path_s": ideal}
     table.add(f"makespan, {count} × sleep {seconds} at -p {parallelism}", ms(rb6_median), f"critical path {ms(ideal)}",
               f"{rb6_median / ideal:.3f}×", "≤ 1.05×", rb6_median / ideal <= 1.05)
     table.add(f"  make -j{parallelism}, same sleeps", ms(make_median), f"critical path {ms(ideal)}", f"{make_median / ideal:.3f}×", "-", None)
@@ -220,6 +255,7 @@ def main():
     parser.add_argument("--ansible-tasks", type=int, default=40)
     args = parser.parse_args()
     args.work = os.path.abspath(args.work)
+    args.ansible = os.path.abspath(args.ansible) if args.ansible else ""
     os.makedirs(args.work, exist_ok=True)
 
     info = machine(args.work)

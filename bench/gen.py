@@ -8,6 +8,8 @@ the same bytes, so runs of the benchmark compare like with like.
                               fan-in through `needs`, one gate every 50 steps
   gen.py chain N OUT          a runbook of N `true` shell steps, each needing the previous
   gen.py make-chain N OUT     a Makefile running the same N `true` commands in the same order
+  gen.py make-chain-sh N OUT  the same, but each recipe is `true;` so make runs it through
+                              /bin/sh -c as rb6 does (make execs a plain `true` directly)
   gen.py ansible N OUT        a playbook of N `true` command tasks on localhost
   gen.py sleeps N SEC OUT     a runbook of N independent `sleep SEC` steps
   gen.py make-sleeps N SEC OUT  a Makefile of the same N independent sleeps
@@ -93,13 +95,17 @@ def chain(count):
     return "".join(out)
 
 
-def make_chain(count):
+def make_chain(count, recipe="true"):
     names = [f"s{i}" for i in range(count)]
     out = [f".PHONY: all {' '.join(names)}\nall: {names[-1]}\n"]
     for i, name in enumerate(names):
         dep = f" {names[i - 1]}" if i else ""
-        out.append(f"{name}:{dep}\n\ttrue\n")
+        out.append(f"{name}:{dep}\n\t{recipe}\n")
     return "".join(out)
+
+
+def make_chain_sh(count):
+    return make_chain(count, "true;")
 
 
 def ansible(count):
@@ -126,7 +132,7 @@ def make_sleeps(count, seconds):
 
 def main(argv):
     kind, args, out = argv[1], argv[2:-1], argv[-1]
-    builders = {"mix": mix, "chain": chain, "make-chain": make_chain, "ansible": ansible,
+    builders = {"mix": mix, "chain": chain, "make-chain": make_chain, "make-chain-sh": make_chain_sh, "ansible": ansible,
                 "sleeps": sleeps, "make-sleeps": make_sleeps}
     if kind not in builders:
         sys.exit(f"unknown kind {kind!r}; one of: {', '.join(builders)}")
