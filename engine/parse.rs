@@ -50,8 +50,8 @@ thread_local! {
 
 /// Parses the file's top-level blocks and attributes one at a time, as `body` would.
 ///
-/// Returns `None` when an item does not parse or a comment is not closed; the caller then
-/// parses the whole file to report the grammar's error.
+/// Returns `None` when an item does not parse or a comment is not closed. The caller then
+/// parses the whole file, which reports the grammar's own error.
 fn parse_items(text: &str) -> Option<Body> {
     let mut body = Body::default();
     let mut offset = skip_trivia(text, 0)?;
