@@ -4,8 +4,8 @@
 bench/run.sh builds rb6 and calls this script; see docs/benchmarks.md for what each figure
 means. Plan timings come from hyperfine when it is installed, otherwise from repeated runs
 timed here. Applies and the commands they are compared with run interleaved (rb6, make, rb6,
-make, ...), so that disk and CPU contention from other processes hits both sides alike; each
-figure is the median of its runs. Every apply starts from an empty state directory.
+make, ...), so disk and CPU contention from other processes hits both sides alike. Each
+figure is the median of its runs, and every apply starts from an empty state directory.
 """
 
 import argparse
@@ -135,7 +135,10 @@ class Table:
         self.rows = []
 
     def add(self, measure, rb6, other, ratio, target, met):
-        self.rows.append((measure, rb6, other, ratio, target, "yes" if met else "NO" if met is not None else "-"))
+        verdict = "-"
+        if met is not None:
+            verdict = "yes" if met else "NO"
+        self.rows.append((measure, rb6, other, ratio, target, verdict))
 
     def markdown(self):
         header = ("Measure", "rb6", "Compared with", "Ratio", "Target", "Met")
@@ -188,8 +191,8 @@ def bench_apply(args, table, raw):
     floor = make_sh_median + 2 * steps * fsync_median / 1000
     raw["apply chain"] = {"wall_s": times, "cpu_s_mean": cpu, "fsync_ms_median_before_after": [fsync_before[0], fsync_after[0]],
                           "fsync_ms_mean_before_after": [fsync_before[1], fsync_after[1]]}
-    table.add(f"apply {steps:,} `true` steps, -p 1 (median)", ms(rb6_median), f"make -j1: {ms(make_median)}",
-              f"{rb6_median / make_median:.2f}×", "≤ 1.6×", rb6_median / make_median <= 1.6)
+    ratio = round(rb6_median / make_median, 2)
+    table.add(f"apply {steps:,} `true` steps, -p 1 (median)", ms(rb6_median), f"make -j1: {ms(make_median)}", f"{ratio:.2f}×", "≤ 1.6×", ratio <= 1.6)
     table.add("  make -j1, each recipe through sh", ms(make_sh_median), f"make -j1: {ms(make_median)}",
               f"{make_sh_median / make_median:.2f}×", "-", None)
     table.add("  floor: make through sh + 2 fdatasyncs a step", ms(floor), f"fdatasync median {fsync_median:.2f} ms, mean {fsync_mean:.2f} ms",
@@ -241,8 +244,8 @@ def bench_sleeps(args, table, raw):
     times, _ = interleaved(commands, runs, 1)
     rb6_median, make_median = statistics.median(times["rb6"]), statistics.median(times["make"])
     raw["sleeps"] = {"wall_s": times, "critical_path_s": ideal}
-    table.add(f"makespan, {count} × sleep {seconds} at -p {parallelism}", ms(rb6_median), f"critical path {ms(ideal)}",
-              f"{rb6_median / ideal:.3f}×", "≤ 1.05×", rb6_median / ideal <= 1.05)
+    ratio = round(rb6_median / ideal, 3)
+    table.add(f"makespan, {count} × sleep {seconds} at -p {parallelism}", ms(rb6_median), f"critical path {ms(ideal)}", f"{ratio:.3f}×", "≤ 1.05×", ratio <= 1.05)
     table.add(f"  make -j{parallelism}, same sleeps", ms(make_median), f"critical path {ms(ideal)}", f"{make_median / ideal:.3f}×", "-", None)
 
 

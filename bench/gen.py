@@ -25,7 +25,7 @@ def header(name, description):
 
 
 def mix(count):
-    """A runbook of `count` steps shaped like a real one, in groups of ten.
+    """Builds a runbook of `count` steps shaped like a real one, in groups of ten.
 
     Each group has a directory step (the fan-out root, needing the previous group's join),
     six shell steps needing the root, two file steps needing two shell steps each, and a
