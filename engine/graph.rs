@@ -4,7 +4,7 @@
 //! built [`StepGraph`] is acyclic; a cycle is reported as a diagnostic naming the full path.
 //! Orders are deterministic: among steps that are ready together, source order wins.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
 
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -35,16 +35,16 @@ impl StepGraph {
     pub fn build(runbook: &Runbook) -> Result<StepGraph, Diagnostics> {
         let mut graph = DiGraph::new();
         let nodes: Vec<NodeIndex> = (0..runbook.steps.len()).map(|index| graph.add_node(index)).collect();
+        let (step_indexes, capture_owners) = name_indexes(runbook);
 
         for (index, step) in runbook.steps.iter().enumerate() {
             for need in &step.needs {
-                if let Some(dependency) = runbook.step_index(&need.name) {
+                if let Some(&dependency) = step_indexes.get(need.name.as_str()) {
                     graph.update_edge(nodes[dependency], nodes[index], Edge::Needs);
                 }
             }
             for capture in used_captures(step) {
-                if let Some((owner, _)) = runbook.capture_owner(&capture) {
-                    let owner = runbook.step_index(&owner.name).expect("owner is a step");
+                if let Some(&owner) = capture_owners.get(capture.as_str()) {
                     if owner != index && graph.find_edge(nodes[owner], nodes[index]).is_none() {
                         graph.add_edge(nodes[owner], nodes[index], Edge::Capture);
                     }
@@ -235,6 +235,22 @@ impl StepGraph {
         dot.push_str("}\n");
         dot
     }
+}
+
+/// Maps each step name, and each capture name, to the index of the step declaring it.
+///
+/// The first declaration wins, as with [`Runbook::step_index`] and [`Runbook::capture_owner`];
+/// the maps keep building the graph linear in the number of steps.
+fn name_indexes(runbook: &Runbook) -> (HashMap<&str, usize>, HashMap<&str, usize>) {
+    let mut steps = HashMap::with_capacity(runbook.steps.len());
+    let mut captures = HashMap::new();
+    for (index, step) in runbook.steps.iter().enumerate() {
+        steps.entry(step.name.as_str()).or_insert(index);
+        for capture in &step.captures {
+            captures.entry(capture.name.as_str()).or_insert(index);
+        }
+    }
+    (steps, captures)
 }
 
 fn dot_id(text: &str) -> String {

@@ -49,7 +49,7 @@ pub const MAX_PROBLEMS: usize = 100;
 pub fn load_source(source: SourceFile, path: &Path) -> Result<LoadedRunbook, LoadError> {
     let body = crate::parse::parse(&source).map_err(|problem| LoadError::Invalid(Diagnostics { problems: vec![problem] }))?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let (runbook, mut warnings) = crate::resolve::resolve(&source, &body, &absolute).map_err(|mut problems| {
+    let (runbook, mut warnings) = crate::resolve::resolve(&source, body, &absolute).map_err(|mut problems| {
         problems.truncate(MAX_PROBLEMS);
         LoadError::Invalid(problems)
     })?;

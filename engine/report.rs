@@ -105,6 +105,10 @@ impl Reporter {
 
     /// Starts a spinner for a running step; a hidden one when not on a terminal.
     pub fn spinner(&self, message: &str) -> ProgressBar {
+        // A steady tick runs a thread per spinner: start none when nothing is drawn.
+        if !self.interactive {
+            return ProgressBar::hidden();
+        }
         let bar = self.bars.add(ProgressBar::new_spinner());
         bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
         bar.set_message(self.redact(message));

@@ -35,14 +35,12 @@ pub async fn apply(context: Arc<Context>) -> Outcome {
 async fn apply_node(context: &Context, index: usize) -> NodeResult {
     let step = &context.loaded.runbook.steps[index];
     let scope = context.scope();
-    let state = context.state();
-    let (change, _) = apply_change(step, &state, &scope);
+    let (change, interrupted) = context.with_state(|state| (apply_change(step, state, &scope).0, state.status(&step.name) == Some(StepStatus::Started)));
     if change == Change::None {
         return NodeResult::Succeeded(Done::Unchanged);
     }
 
     let hash = definition_hash(step, &scope);
-    let interrupted = state.status(&step.name) == Some(StepStatus::Started);
     let result = match step.kind {
         StepKind::Manual => apply_manual(context, step, &hash, &scope).await,
         StepKind::Gate => apply_gate(context, step, &hash, &scope).await,
@@ -67,7 +65,7 @@ async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, i
         }
     }
     // A step applied before with another definition keeps the undo data of that first apply.
-    let previous_undo = context.state().steps.get(&step.name).filter(|record| record.status == StepStatus::Applied).map(|record| record.undo.clone());
+    let previous_undo = context.with_state(|state| state.steps.get(&step.name).filter(|record| record.status == StepStatus::Applied).map(|record| record.undo.clone()));
     let merge_undo = |mut output: ActionOutput| {
         if let Some(previous) = &previous_undo {
             output.undo = actions::inverse::merge_reapplied(previous, output.undo);
@@ -98,7 +96,7 @@ async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, i
     spinner.finish_and_clear();
 
     let mut output = output?;
-    if let Some(earliest) = context.state().steps.get(&step.name).map(|record| record.before.clone()) {
+    if let Some(earliest) = context.with_state(|state| state.steps.get(&step.name).map(|record| record.before.clone())) {
         output.undo = actions::inverse::with_earliest_before(output.undo, &earliest);
     }
     let output = merge_undo(output);
@@ -116,7 +114,7 @@ async fn record_applied(context: &Context, step: &Step, hash: &str, via_check: b
     let captures = actions::capture::read_all(context, step, &output, scope).await?;
     context.add_captures(&captures);
     let output_text = context.reporter.redact(&tail(&output.stdout, 4096));
-    let preexisting = via_check && was_never_run(&context.state(), &step.name);
+    let preexisting = via_check && context.with_state(|state| was_never_run(state, &step.name));
     context.record(Record::Applied { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), via_check, preexisting, captures, undo: output.undo, output: output_text })
 }
 
@@ -210,7 +208,7 @@ async fn apply_manual(context: &Context, step: &Step, hash: &str, scope: &Scope)
         return Ok(NodeResult::Succeeded(Done::AlreadyDone));
     }
     let instructions = step.instructions.as_ref().map(|text| scope.render(text, crate::schema::ArgType::Text, crate::interpolate::Mode::Display).unwrap_or_default()).unwrap_or_default();
-    let confirmed = context.options.confirm_all || context.options.confirm.contains(&step.name) || context.state().confirmed.contains(&step.name);
+    let confirmed = context.options.confirm_all || context.options.confirm.contains(&step.name) || context.with_state(|state| state.confirmed.contains(&step.name));
 
     if !confirmed {
         context.reporter.print(&format!("\n! manual step \"{}\":\n{}\n", step.name, indent(&instructions)));

@@ -37,7 +37,9 @@ pub struct Context {
     pub loaded: LoadedRunbook,
     pub reporter: Reporter,
     pub options: Options,
-    scope: RwLock<Scope>,
+    /// Shared copy-on-write: a step takes a cheap handle, and adding captures copies the
+    /// scope only while some running step still holds the previous one.
+    scope: RwLock<Arc<Scope>>,
     /// The writable store; `None` for read-only use (`plan --refresh`), with `state` kept in memory.
     store: Mutex<Option<Store>>,
     read_only_state: Mutex<State>,
@@ -62,7 +64,7 @@ impl Context {
             loaded,
             reporter,
             options,
-            scope: RwLock::new(scope),
+            scope: RwLock::new(Arc::new(scope)),
             store: Mutex::new(store),
             read_only_state: Mutex::new(state),
             docker: tokio::sync::Mutex::new(BTreeMap::new()),
@@ -82,11 +84,17 @@ impl Context {
         }
     }
 
-    /// Returns a copy of the current state.
+    /// Returns a copy of the current state; costs time in the number of steps, so per-step
+    /// code uses [`Context::with_state`] instead.
     pub fn state(&self) -> State {
+        self.with_state(State::clone)
+    }
+
+    /// Runs `read` on the current state without copying it; records wait until it returns.
+    pub fn with_state<R>(&self, read: impl FnOnce(&State) -> R) -> R {
         match self.store.lock().expect("store lock").as_ref() {
-            Some(store) => store.state().clone(),
-            None => self.read_only_state.lock().expect("state lock").clone(),
+            Some(store) => read(store.state()),
+            None => read(&self.read_only_state.lock().expect("state lock")),
         }
     }
 
@@ -119,14 +127,18 @@ impl Context {
         }
     }
 
-    /// Returns a copy of the current scope (variables, secrets, captures so far).
-    pub fn scope(&self) -> Scope {
+    /// Returns the current scope (variables, secrets, captures so far), shared, not copied.
+    pub fn scope(&self) -> Arc<Scope> {
         self.scope.read().expect("scope lock").clone()
     }
 
     /// Adds captured values to the scope, registering sensitive ones for redaction.
     pub fn add_captures(&self, captures: &BTreeMap<String, String>) {
-        let mut scope = self.scope.write().expect("scope lock");
+        if captures.is_empty() {
+            return;
+        }
+        let mut guard = self.scope.write().expect("scope lock");
+        let scope = Arc::make_mut(&mut guard);
         for (name, value) in captures {
             if scope.sensitive_captures.contains(name) {
                 self.reporter.add_secrets([value]);
@@ -156,7 +168,7 @@ impl Context {
                 }
             };
             self.reporter.add_secrets([&value]);
-            self.scope.write().expect("scope lock").secrets.insert(secret.name.clone(), value);
+            Arc::make_mut(&mut self.scope.write().expect("scope lock")).secrets.insert(secret.name.clone(), value);
         }
         Ok(())
     }

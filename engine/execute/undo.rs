@@ -27,7 +27,8 @@ pub async fn undo(context: Arc<Context>) -> Outcome {
 
     let order = graph.undo_order(runbook, &selected);
     let members: Vec<usize> = order.iter().map(|(step, _)| *step).collect();
-    let local = |step: usize| members.iter().position(|member| *member == step).expect("member of the undo order");
+    let positions: std::collections::HashMap<usize, usize> = members.iter().enumerate().map(|(position, step)| (*step, position)).collect();
+    let local = |step: usize| positions[&step];
     let names: Vec<String> = members.iter().map(|index| runbook.steps[*index].name.clone()).collect();
     let waits_for: Vec<Vec<usize>> = order.iter().map(|(_, before)| before.iter().map(|step| local(*step)).collect()).collect();
 
@@ -67,7 +68,7 @@ fn reverted_dependencies(context: &Context, selected: &BTreeSet<usize>, state: &
 async fn undo_node(context: &Context, index: usize, reverted_dependency: Option<String>) -> NodeResult {
     let step = &context.loaded.runbook.steps[index];
     let scope = context.scope();
-    let record = context.state().steps.get(&step.name).cloned();
+    let record = context.with_state(|state| state.steps.get(&step.name).cloned());
     if record.as_ref().is_some_and(|record| record.status == StepStatus::UndoStarted) {
         context.kill_leftovers(&step.name);
     }

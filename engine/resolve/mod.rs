@@ -11,7 +11,7 @@ mod quoting;
 mod references;
 mod steps;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostics, Problem, SourceFile};
@@ -23,12 +23,37 @@ pub use references::{did_you_mean, FUNCTIONS};
 /// Names declared anywhere in the runbook, for checking references in any order.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
-    pub variables: Vec<String>,
-    pub secrets: Vec<String>,
-    pub postgres: Vec<String>,
-    pub docker: Vec<String>,
-    pub steps: Vec<String>,
-    pub captures: Vec<String>,
+    pub variables: Names,
+    pub secrets: Names,
+    pub postgres: Names,
+    pub docker: Names,
+    pub steps: Names,
+    pub captures: Names,
+}
+
+/// Declared names in source order, with a set for lookups in constant time.
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    order: Vec<String>,
+    set: HashSet<String>,
+}
+
+impl Names {
+    /// Adds a name (duplicates are kept in order; `resolve` reports them).
+    pub fn push(&mut self, name: String) {
+        self.set.insert(name.clone());
+        self.order.push(name);
+    }
+
+    /// True when the name was declared.
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    /// The names in source order.
+    pub fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.order.iter()
+    }
 }
 
 /// Resolution state: the source, the declared names and the problems found so far.
@@ -39,9 +64,12 @@ pub(crate) struct Resolver<'a> {
 }
 
 /// Resolves a parsed runbook. Returns the runbook with its warnings, or every problem found.
-pub fn resolve(source: &SourceFile, body: &Body, path: &Path) -> Result<(Runbook, Diagnostics), Diagnostics> {
+///
+/// Takes the syntax tree by value and frees each block once it is resolved, so the tree and
+/// the model it becomes are not both held in full.
+pub fn resolve(source: &SourceFile, body: Body, path: &Path) -> Result<(Runbook, Diagnostics), Diagnostics> {
     let mut resolver = Resolver { source, declared: Declared::default(), problems: Diagnostics::default() };
-    resolver.declare(body);
+    resolver.declare(&body);
 
     let runbook = resolver.resolve_file(body, path);
     resolver.problems.sort();
@@ -84,7 +112,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn resolve_file(&mut self, body: &Body, path: &Path) -> Option<Runbook> {
+    fn resolve_file(&mut self, body: Body, path: &Path) -> Option<Runbook> {
         for attribute in &body.attributes {
             self.error(attribute.span.clone(), format!("unexpected attribute `{}` at the top level", attribute.name.name), "not inside a block")
                 .help = Some("top-level items are blocks: runbook, variable, secret, postgres, docker, step, gate, manual".into());
@@ -97,8 +125,10 @@ impl Resolver<'_> {
         let mut connections = Vec::new();
         let mut steps = Vec::new();
         let mut seen = NameRegistry::default();
+        let first_block_start = body.blocks.first().map_or(0, |block| block.span.start);
 
-        for block in &body.blocks {
+        for block in body.blocks {
+            let block = &block;
             match block.kind.name.as_str() {
                 "runbook" => {
                     if let Some(first) = &runbook_block_span {
@@ -142,7 +172,7 @@ impl Resolver<'_> {
 
         let Some((name, description)) = header else {
             if runbook_block_span.is_none() {
-                let end = body.blocks.first().map_or(0, |block| block.span.start);
+                let end = first_block_start;
                 self.error(end..end, "missing runbook header", "expected `runbook \"name\" { ... }` here")
                     .help = Some("start the file with: runbook \"my-runbook\" { description = \"...\" }".into());
             }

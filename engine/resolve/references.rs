@@ -133,7 +133,7 @@ impl Resolver<'_> {
         let names = if keyword == "postgres" { &self.declared.postgres } else { &self.declared.docker };
         let segments: Vec<&str> = reference.segments.iter().map(|segment| segment.name.as_str()).collect();
         match segments.as_slice() {
-            [prefix, name] if *prefix == keyword && names.iter().any(|known| known == name) => {}
+            [prefix, name] if *prefix == keyword && names.contains(name) => {}
             [prefix, name] if *prefix == keyword => {
                 let suggestion = did_you_mean(name, names.iter().map(String::as_str)).map(str::to_string);
                 let problem = self.error(reference.span.clone(), format!("undefined {keyword} connection `{name}`"), "not declared");
@@ -151,10 +151,10 @@ impl Resolver<'_> {
     /// Checks a `var.`, `secret.`, `capture.` or `runbook.` reference.
     pub fn check_reference(&mut self, reference: &Reference) {
         let segments: Vec<&str> = reference.segments.iter().map(|segment| segment.name.as_str()).collect();
-        let (namespace, what, names): (&str, &str, Vec<String>) = match segments.as_slice() {
-            ["var", _] => ("var", "variable", self.declared.variables.clone()),
-            ["secret", _] => ("secret", "secret", self.declared.secrets.clone()),
-            ["capture", _] => ("capture", "capture", self.declared.captures.clone()),
+        let (namespace, what, names) = match segments.as_slice() {
+            ["var", _] => ("var", "variable", &self.declared.variables),
+            ["secret", _] => ("secret", "secret", &self.declared.secrets),
+            ["capture", _] => ("capture", "capture", &self.declared.captures),
             ["runbook", "dir" | "name"] => return,
             _ => {
                 self.error(reference.span.clone(), format!("invalid reference `{}`", reference.dotted()), "unknown name")
@@ -164,7 +164,7 @@ impl Resolver<'_> {
         };
 
         let name = segments[1];
-        if names.iter().any(|known| known == name) {
+        if names.contains(name) {
             return;
         }
         let suggestion = did_you_mean(name, names.iter().map(String::as_str)).map(str::to_string);
