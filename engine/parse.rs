@@ -35,6 +35,12 @@ pub fn parse(source: &SourceFile) -> Result<Body, Problem> {
     }
 }
 
+/// Returns true when the text starts with a name followed by `=`, the shape of an attribute.
+fn looks_like_attribute(text: &str) -> bool {
+    let after_name = text.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    after_name.len() < text.len() && after_name.trim_start().starts_with('=')
+}
+
 /// Parses the file in one pass of the `file` rule.
 fn parse_whole(source: &SourceFile) -> Result<Body, Problem> {
     let mut pairs = Rb6Parser::parse(Rule::file, &source.text).map_err(|error| grammar_problem(source, error))?;
@@ -57,7 +63,10 @@ fn parse_items(text: &str) -> Option<Body> {
     let mut offset = skip_trivia(text, 0)?;
     while offset < text.len() {
         let rest = &text[offset..];
-        let (rule, pair) = [Rule::block, Rule::attribute].into_iter().find_map(|rule| Some((rule, Rb6Parser::parse(rule, rest).ok()?.next()?)))?;
+        // Trying the wrong rule first costs a pest error, whose position lookup scans the rest
+        // of the file, so a file of many attributes would parse in quadratic time.
+        let rules = if looks_like_attribute(rest) { [Rule::attribute, Rule::block] } else { [Rule::block, Rule::attribute] };
+        let (rule, pair) = rules.into_iter().find_map(|rule| Some((rule, Rb6Parser::parse(rule, rest).ok()?.next()?)))?;
         let end = offset + pair.as_span().end();
 
         BASE_OFFSET.set(offset);
