@@ -42,7 +42,7 @@ const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn perform(context: &Context, step: &str, call: &Call, scope: &Scope) -> Result<ActionOutput, String> {
     let args = Args::new(call, scope);
     match call.kind {
-        CallKind::Sql => run_sql(context, &args).await,
+        CallKind::Sql => run_sql(context, step, &args).await,
         CallKind::Shell => run_shell(context, step, &args).await,
         CallKind::File => write_file(&args),
         CallKind::Copy => copy_file(&args),
@@ -65,6 +65,11 @@ pub async fn perform(context: &Context, step: &str, call: &Call, scope: &Scope) 
 
 /// Connects to a named PostgreSQL connection of the runbook.
 pub async fn connect_postgres(context: &Context, name: &str, scope: &Scope) -> Result<tokio_postgres::Client, String> {
+    connect_postgres_as(context, name, scope, None).await
+}
+
+/// Connects like [`connect_postgres`], with an `application_name` that tags the session.
+async fn connect_postgres_as(context: &Context, name: &str, scope: &Scope, application_name: Option<&str>) -> Result<tokio_postgres::Client, String> {
     let connection = context.loaded.runbook.connection(crate::model::ConnectionKind::Postgres, name).ok_or_else(|| format!("unknown postgres connection `{name}`"))?;
     let render = |arg: &str| -> Result<Option<String>, String> {
         connection.args.get(arg).map(|expr| scope.render_text(expr, crate::schema::ArgType::Text, crate::interpolate::Mode::Execute)).transpose().map_err(|error| format!("postgres connection `{name}`, `{arg}`: {error}"))
@@ -89,13 +94,19 @@ pub async fn connect_postgres(context: &Context, name: &str, scope: &Scope) -> R
         postgres::PgTarget::Container { .. } => Some(context.docker_named(docker_connection.as_deref()).await?),
         postgres::PgTarget::Url(_) => None,
     };
-    postgres::connect(name, &target, docker.as_ref()).await.map_err(|error| error.to_string())
+    postgres::connect_as(name, &target, docker.as_ref(), application_name).await.map_err(|error| error.to_string())
 }
 
-async fn run_sql(context: &Context, args: &Args<'_>) -> Result<ActionOutput, String> {
+/// Returns the `application_name` that tags the SQL sessions of a step.
+fn session_tag(context: &Context, step: &str) -> String {
+    let marker = context.step_marker(step);
+    format!("rb6-{}", marker.split('/').next().unwrap_or_default())
+}
+
+async fn run_sql(context: &Context, step: &str, args: &Args<'_>) -> Result<ActionOutput, String> {
     let connection = args.connection("connection").ok_or("missing connection")?;
     let statements = postgres::split_statements(&args.sql("statements")?);
-    let client = connect_postgres(context, &connection, args.scope).await?;
+    let client = connect_postgres_as(context, &connection, args.scope, Some(&session_tag(context, step))).await?;
     postgres::execute(&client, &statements).await.map_err(|error| error.to_string())?;
     Ok(ActionOutput::stdout(format!("{} statement(s) executed", statements.len())))
 }
@@ -257,12 +268,45 @@ async fn docker_exec(context: &Context, args: &Args<'_>) -> Result<ActionOutput,
     Ok(ActionOutput::stdout(output.stdout))
 }
 
+/// Longest wait for the SQL session of an interrupted attempt to end.
+const SQL_LEFTOVER_WAIT: Duration = Duration::from_secs(300);
+
 /// Cleans up what an interrupted attempt of an action can leave behind: the named one-shot
-/// container of a `docker_run` killed while it ran.
-pub async fn clean_up_interrupted(context: &Context, call: &Call, scope: &Scope) {
-    if call.kind != CallKind::DockerRun {
-        return;
+/// container of a `docker_run` killed while it ran, or the server session of a `sql` step,
+/// which goes on running its statement (a CREATE DATABASE, say) after rb6 was killed.
+pub async fn clean_up_interrupted(context: &Context, step: &str, call: &Call, scope: &Scope) {
+    match call.kind {
+        CallKind::DockerRun => remove_leftover_container(context, call, scope).await,
+        CallKind::Sql => wait_for_leftover_session(context, step, call, scope).await,
+        _ => {}
     }
+}
+
+async fn wait_for_leftover_session(context: &Context, step: &str, call: &Call, scope: &Scope) {
+    let args = Args::new(call, scope);
+    let Some(connection) = args.connection("connection") else { return };
+    let Ok(client) = connect_postgres(context, &connection, scope).await else { return };
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = {} AND pid <> pg_backend_pid()",
+        crate::interpolate::quote_sql_literal(&session_tag(context, step))
+    );
+
+    let started = std::time::Instant::now();
+    let mut reported = false;
+    while started.elapsed() < SQL_LEFTOVER_WAIT {
+        let busy = postgres::query(&client, &sql).await.ok().and_then(|rows| rows.first()?.first()?.clone()).is_some_and(|count| count != "0");
+        if !busy {
+            return;
+        }
+        if !reported {
+            context.reporter.line(&format!("waiting for the SQL session of the interrupted run of \"{step}\" to finish"));
+            reported = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn remove_leftover_container(context: &Context, call: &Call, scope: &Scope) {
     let args = Args::new(call, scope);
     let Ok(Some(name)) = args.text_opt("name") else { return };
     let Ok(docker) = docker_for(context, &args).await else { return };

@@ -236,11 +236,25 @@ pub async fn connect(
     target: &PgTarget,
     docker: Option<&DockerClient>,
 ) -> Result<Client, PgConnectError> {
+    connect_as(name, target, docker, None).await
+}
+
+/// Connects like [`connect`], setting the session's `application_name` when given, so the
+/// server's `pg_stat_activity` shows which rb6 step a backend works for.
+pub async fn connect_as(
+    name: &str,
+    target: &PgTarget,
+    docker: Option<&DockerClient>,
+    application_name: Option<&str>,
+) -> Result<Client, PgConnectError> {
     let (mut config, password) = match target {
         PgTarget::Url(url) => url_config(name, url)?,
         PgTarget::Container { .. } => container_config(name, target, docker).await?,
     };
     config.connect_timeout(CONNECT_TIMEOUT);
+    if let Some(application_name) = application_name {
+        config.application_name(application_name);
+    }
 
     let connected = config.connect(NoTls).await;
     let (client, connection) =

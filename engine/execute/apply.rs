@@ -61,7 +61,7 @@ async fn apply_step(context: &Context, step: &Step, hash: &str, scope: &Scope, i
     if interrupted {
         context.kill_leftovers(&step.name);
         if let Some(action) = &step.action {
-            actions::clean_up_interrupted(context, action, scope).await;
+            actions::clean_up_interrupted(context, &step.name, action, scope).await;
         }
     }
     // A step applied before with another definition keeps the undo data of that first apply.

@@ -13,7 +13,7 @@
 #      bridge container is never created and the report holds the HTTP exchange and Synapse's log
 #
 # Environment: RB6 (path of the rb6 binary; default: built with cargo), E2E_DIR (default
-# /tmp/rb6-e2e), E2E_PHASES (default "plan apply idempotent undo kills gate"). Prints PASS/FAIL per check and ends with "N passed, M failed".
+# /tmp/rb6-e2e), E2E_PHASES (default "plan apply idempotent undo redeploy kills gate"). Prints PASS/FAIL per check and ends with "N passed, M failed".
 set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,7 +22,7 @@ REPO="$(cd "$LAB_DIR/../.." && pwd)"
 RUNBOOK="$REPO/runbooks/mautrix-signal.rb6"
 E2E_DIR="${E2E_DIR:-/tmp/rb6-e2e}"
 # Phases to run, in order; apply, idempotent and undo continue the lab that plan starts.
-E2E_PHASES="${E2E_PHASES:-plan apply idempotent undo kills gate}"
+E2E_PHASES="${E2E_PHASES:-plan apply idempotent undo redeploy kills gate}"
 LAB="$E2E_DIR/lab"
 STATE="$E2E_DIR/state"
 LOGS="$E2E_DIR/logs"
@@ -362,6 +362,15 @@ phase_undo() {
     docker tag rb6-lab-bridge:lab "$BRIDGE_IMAGE"
 }
 
+phase_redeploy() {
+    phase "7: redeploy after the rollback"
+    rb6_run apply --auto-approve --confirm-all >"$LOGS/redeploy.txt" 2>&1
+    check "apply after the undo exits 0" test $? -eq 0
+    check "the redeploy regenerates the bridge config" grep -q 'step "generate_config" applied' "$LOGS/redeploy.txt"
+    check "the stop-and-check gate passed again" grep -q 'gate "appservice_auth" passed' "$LOGS/redeploy.txt"
+    check_end_state
+}
+
 # Wait until the journal shows RECORD for STEP, then kill -9 the rb6 process PID.
 # Records of earlier runs stay in the journal until a run completes, so only a new one counts.
 kill_at() {
@@ -451,6 +460,7 @@ main() {
             apply) phase_apply ;;
             idempotent) phase_idempotent ;;
             undo) phase_undo ;;
+            redeploy) phase_redeploy ;;
             kills) phase_kills ;;
             gate) phase_failing_gate ;;
             *) lab_die "unknown phase $name in E2E_PHASES" ;;
