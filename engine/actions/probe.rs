@@ -171,7 +171,7 @@ async fn command(args: &Args<'_>) -> Result<ProbeResult, String> {
     let mut spec = shell_spec(args)?;
     let accepted = spec.expect_exit.clone();
     spec.expect_exit = (0..=255).collect();
-    let script_line = spec.script.lines().next().unwrap_or("").to_string();
+    let script_line = summarize_script(&spec.script);
     let outcome = shell::run(&spec, |_, _| {}).await.map_err(|error| error.to_string())?;
 
     let mut result = ProbeResult::verdict(accepted.contains(&outcome.exit_code), format!("command `{script_line}` exits with {accepted:?} (observed {})", outcome.exit_code));
@@ -181,6 +181,16 @@ async fn command(args: &Args<'_>) -> Result<ProbeResult, String> {
         result.lines.push(format!("{} stdout contains {text:?}", if contains { "PASS" } else { "FAIL" }));
     }
     Ok(result)
+}
+
+/// Returns a script's first line, with the number of lines when there are more.
+fn summarize_script(script: &str) -> String {
+    let lines: Vec<&str> = script.lines().filter(|line| !line.trim().is_empty()).collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [only] => only.trim().to_string(),
+        [first, ..] => format!("{} … ({} lines)", first.trim(), lines.len()),
+    }
 }
 
 /// Builds the request and the pass and fail conditions of an `http` call.
