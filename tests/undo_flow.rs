@@ -195,7 +195,7 @@ fn full_undo_restores_every_file() {
     undo.expect_output("step \"service\" undo skipped: only_if did not hold");
 
     undo.expect_output("step \"guard\" left in place; `hs_");
-    undo.expect_output("which it depends on, is undone, so the next apply runs it again");
+    undo.expect_output("which it depends on, is being undone, so the next apply runs it again");
     for line in sandbox.state_list() {
         assert!(line.ends_with(" undone"), "after a full undo every step should be recorded undone; guard, which has no undo, because a step it needs was undone: {line}");
     }
@@ -253,7 +253,7 @@ fn target_undoes_step_and_dependents() {
     sandbox.apply_ok(&[]);
 
     let undo = sandbox.undo_ok(&["--target", "hs_append"]);
-    undo.expect_output("step \"guard\" left in place; `hs_append`, which it depends on, is undone");
+    undo.expect_output("step \"guard\" left in place; `hs_append`, which it depends on, is being undone");
     assert_eq!(sandbox.status("guard"), "undone", "guard has no undo and stays in place, but needs hs_append, so the next apply runs it again");
     for step in ["hs_append", "hs_remove", "restart"] {
         assert_eq!(sandbox.status(step), "undone", "--target hs_append should undo {step}, which depends on it");

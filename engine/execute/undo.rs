@@ -89,7 +89,7 @@ async fn undo_node(context: &Context, index: usize, reverted_dependency: Option<
             Undo::Missing | Undo::LeftInPlace { .. } => {
                 match reverted_dependency {
                     Some(dependency) => {
-                        let reason = format!("left in place; `{dependency}`, which it depends on, is undone, so the next apply runs it again");
+                        let reason = format!("left in place; `{dependency}`, which it depends on, is being undone, so the next apply runs it again");
                         context.record(Record::Undone { step: step.name.clone(), at: now(), skipped: Some(reason.clone()) })?;
                         context.reporter.line(&format!("= step \"{}\" {reason}", step.name));
                     }

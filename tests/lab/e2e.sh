@@ -313,7 +313,7 @@ phase_plan() {
     rb6_run plan --detailed-exitcode >"$LOGS/plan.txt" 2>&1
     local code=$?
     check "plan --detailed-exitcode exits 2 on a fresh lab (observed $code)" test "$code" -eq 2
-    check "the plan lists all 29 steps as pending (23 steps, 4 gates, 2 manual)" grep -q 'Plan: 23 to apply, 0 to change, 4 gates, 2 manual.' "$LOGS/plan.txt"
+    check "the plan lists all 30 steps as pending (24 steps, 4 gates, 2 manual)" grep -q 'Plan: 24 to apply, 0 to change, 4 gates, 2 manual.' "$LOGS/plan.txt"
 }
 
 phase_apply() {
