@@ -79,7 +79,7 @@ pub async fn evaluate(context: &Context, call: &Call, scope: &Scope) -> ProbeRes
     let args = Args::new(call, scope);
     let result = match call.kind {
         CallKind::Query => query(context, &args).await,
-        CallKind::Command => command(&args).await,
+        CallKind::Command => command(context, &args).await,
         CallKind::Http => http_probe(context, &args).await,
         CallKind::FileCheck => file_check(&args),
         CallKind::YamlCheck => yaml_check(&args),
@@ -167,8 +167,17 @@ fn cell_matches(expected: &serde_json::Value, observed: &str) -> bool {
     }
 }
 
-async fn command(args: &Args<'_>) -> Result<ProbeResult, String> {
+/// Marks a probe's processes with the running step's marker, so a resumed run can kill the
+/// ones a killed run left behind (see `execute::leftovers`).
+fn tag_with_step(context: &Context, spec: &mut shell::ShellSpec) {
+    if let Some(step) = crate::execute::current_step() {
+        spec.env.push((crate::execute::leftovers::MARKER_VARIABLE.to_string(), context.step_marker(&step)));
+    }
+}
+
+async fn command(context: &Context, args: &Args<'_>) -> Result<ProbeResult, String> {
     let mut spec = shell_spec(args)?;
+    tag_with_step(context, &mut spec);
     let accepted = spec.expect_exit.clone();
     spec.expect_exit = (0..=255).collect();
     let script_line = summarize_script(&spec.script);

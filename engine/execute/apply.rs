@@ -43,7 +43,7 @@ async fn apply_node(context: &Context, index: usize) -> NodeResult {
     let hash = definition_hash(step, &scope);
     let result = match step.kind {
         StepKind::Manual => apply_manual(context, step, &hash, &scope).await,
-        StepKind::Gate => apply_gate(context, step, &hash, &scope).await,
+        StepKind::Gate => apply_gate(context, step, &hash, &scope, interrupted).await,
         StepKind::Step => apply_step(context, step, &hash, &scope, interrupted).await,
     };
     match result {
@@ -155,7 +155,10 @@ where
     Err(last_error)
 }
 
-async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope) -> Result<NodeResult, String> {
+async fn apply_gate(context: &Context, step: &Step, hash: &str, scope: &Scope, interrupted: bool) -> Result<NodeResult, String> {
+    if interrupted {
+        context.kill_leftovers(&step.name);
+    }
     context.record(Record::Started { step: step.name.clone(), hash: hash.to_string(), at: crate::report::timestamp(), before: serde_json::Value::Null })?;
     let spinner = context.reporter.spinner(&format!("gate \"{}\"", step.name));
     let evaluation = match step.timeout {

@@ -21,6 +21,16 @@ pub use apply::{apply, confirm_command, refresh};
 pub use context::{Context, Options};
 pub use undo::undo;
 
+tokio::task_local! {
+    /// The name of the step whose task is running, so its shell probes can carry its marker.
+    static CURRENT_STEP: String;
+}
+
+/// Returns the name of the step the current task runs, if any.
+pub fn current_step() -> Option<String> {
+    CURRENT_STEP.try_with(Clone::clone).ok()
+}
+
 /// The result of one node of the walk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeResult {
@@ -114,7 +124,7 @@ pub async fn walk(
     loop {
         while !stopping && running.len() < parallelism {
             let Some(Reverse((_, node))) = ready.pop() else { break };
-            let future = start(node);
+            let future = CURRENT_STEP.scope(names[node].clone(), start(node));
             running.spawn(async move { (node, future.await) });
         }
         if running.is_empty() {
