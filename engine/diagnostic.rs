@@ -89,7 +89,7 @@ impl Problem {
         self.severity == Severity::Error
     }
 
-    /// The start offset of the primary label, used to sort problems in source order.
+    /// Returns the start offset of the primary label, used to sort problems in source order.
     pub fn offset(&self) -> usize {
         self.labels.first().map_or(0, |(span, _)| span.start)
     }
@@ -180,12 +180,12 @@ impl Diagnostics {
         self.problems.push(summary);
     }
 
-    /// The number of errors.
+    /// Returns the number of errors.
     pub fn error_count(&self) -> usize {
         self.problems.iter().filter(|problem| problem.is_error()).count()
     }
 
-    /// The number of warnings.
+    /// Returns the number of warnings.
     pub fn warning_count(&self) -> usize {
         self.problems.len() - self.error_count()
     }

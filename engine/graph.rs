@@ -57,21 +57,21 @@ impl StepGraph {
         Ok(step_graph)
     }
 
-    /// The steps a step depends on directly (needs and captures), as indexes.
+    /// Returns the steps a step depends on directly (needs and captures), as indexes.
     pub fn dependencies(&self, step: usize) -> Vec<usize> {
         let mut found: Vec<usize> = self.graph.neighbors_directed(self.nodes[step], Direction::Incoming).map(|node| self.graph[node]).collect();
         found.sort_unstable();
         found
     }
 
-    /// The steps that depend on a step directly, as indexes.
+    /// Returns the steps that depend on a step directly, as indexes.
     pub fn dependents(&self, step: usize) -> Vec<usize> {
         let mut found: Vec<usize> = self.graph.neighbors_directed(self.nodes[step], Direction::Outgoing).map(|node| self.graph[node]).collect();
         found.sort_unstable();
         found
     }
 
-    /// A step and everything that depends on it, transitively.
+    /// Returns a step and everything that depends on it, transitively.
     pub fn with_dependents(&self, step: usize) -> BTreeSet<usize> {
         let mut found = BTreeSet::from([step]);
         let mut queue = VecDeque::from([step]);
@@ -85,7 +85,7 @@ impl StepGraph {
         found
     }
 
-    /// A step and everything it depends on, transitively.
+    /// Returns a step and everything it depends on, transitively.
     pub fn with_dependencies(&self, step: usize) -> BTreeSet<usize> {
         let mut found = BTreeSet::from([step]);
         let mut queue = VecDeque::from([step]);
@@ -99,7 +99,7 @@ impl StepGraph {
         found
     }
 
-    /// The apply order: a topological order where ready steps go in source order.
+    /// Returns the apply order: a topological order where ready steps go in source order.
     pub fn apply_order(&self) -> Vec<usize> {
         let edges: Vec<(usize, usize)> = self.graph.edge_indices().filter_map(|edge| self.graph.edge_endpoints(edge)).map(|(from, to)| (self.graph[from], self.graph[to])).collect();
         stable_topological_order(self.nodes.len(), &edges, |index| index)
@@ -108,8 +108,9 @@ impl StepGraph {
     /// The undo order of `selected` steps, and for each the steps whose undo must finish first.
     ///
     /// A step is undone before the steps it needs, except a step whose undo has
-    /// `order = "after_needs"`: it runs after their undo but before the undo of what they
-    /// depend on, and everything that depends on it is undone before those steps too.
+    /// `order = "after_needs"`. Such a handler runs after the undo of the steps it needs, but
+    /// before the undo of what those depend on. Everything that depends on it is undone before
+    /// the steps it needs, too.
     pub fn undo_order(&self, runbook: &Runbook, selected: &BTreeSet<usize>) -> Vec<(usize, Vec<usize>)> {
         let mut edges: BTreeSet<(usize, usize)> = BTreeSet::new();
         for &step in selected {
@@ -284,12 +285,12 @@ fn stable_topological_order<K: Ord>(count: usize, edges: &[(usize, usize)], prio
     order
 }
 
-/// The capture names a step uses anywhere in its definition.
+/// Returns the capture names a step uses anywhere in its definition.
 pub fn used_captures(step: &Step) -> BTreeSet<String> {
     capture_references(step).into_iter().map(|reference| reference.segments[1].name.clone()).collect()
 }
 
-/// Every `capture.NAME` reference in a step's definition, with its span.
+/// Returns every `capture.NAME` reference in a step's definition, with its span.
 pub fn capture_references(step: &Step) -> Vec<&Reference> {
     let mut references: Vec<&Reference> = Vec::new();
     for call in step_calls(step) {
@@ -312,7 +313,7 @@ pub fn capture_references(step: &Step) -> Vec<&Reference> {
     references
 }
 
-/// Every call in a step: action, checks, undo action and guards, evidence.
+/// Returns every call in a step: action, checks, undo action and guards, evidence.
 pub fn step_calls(step: &Step) -> Vec<&Call> {
     let mut calls: Vec<&Call> = step.action.iter().chain(step.checks.iter()).chain(step.on_fail.iter()).collect();
     if let Undo::Explicit(undo) = &step.undo {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::schema::ArgType;
 use crate::syntax::{Expr, ExprKind, Interpolation, Part, Template};
 
-/// What the rendered text is for.
+/// The purpose of the rendered text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// For the plan and messages: secrets show as `(sensitive)`, unknown captures as `(known after apply)`.
@@ -38,7 +38,7 @@ pub struct Scope {
     pub runbook_name: String,
 }
 
-/// Why a value could not be rendered.
+/// The reason a value could not be rendered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RenderError {
     #[error("`{0}` has no value yet")]
@@ -170,7 +170,7 @@ impl Scope {
         }
     }
 
-    /// Every secret value known to this scope, for redaction.
+    /// Returns every secret value in this scope, for redaction.
     pub fn secret_values(&self) -> Vec<String> {
         let captured = self.captures.iter().filter(|(name, _)| self.sensitive_captures.contains(*name)).map(|(_, value)| value.clone());
         self.secrets.values().cloned().chain(captured).collect()
@@ -183,7 +183,7 @@ enum Lookup {
     Placeholder(String),
 }
 
-/// The text form of a variable's value: strings as they are, other values as JSON.
+/// Returns the text form of a variable's value: strings as they are, other values as JSON.
 pub fn value_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(text) => text.clone(),

@@ -15,7 +15,7 @@ pub struct LoadedRunbook {
     pub path: PathBuf,
 }
 
-/// Why a runbook could not be loaded.
+/// The reason a runbook could not be loaded.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LoadError {
     #[error("can't read runbook {path}: {message}")]

@@ -44,7 +44,7 @@ pub struct Secret {
     pub span: Span,
 }
 
-/// Where a secret's value comes from.
+/// The source of a secret's value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SecretSource {
     /// Generated once at the first apply and kept in the state directory.
@@ -72,7 +72,7 @@ pub enum ConnectionKind {
 }
 
 impl ConnectionKind {
-    /// The block keyword, which is also the reference prefix (`postgres.admin`).
+    /// Returns the block keyword, which is also the reference prefix (`postgres.admin`).
     pub fn keyword(self) -> &'static str {
         match self {
             ConnectionKind::Postgres => "postgres",
@@ -81,7 +81,7 @@ impl ConnectionKind {
     }
 }
 
-/// What kind of node a step is.
+/// The kind of node a step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
@@ -94,7 +94,7 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    /// The block keyword.
+    /// Returns the block keyword.
     pub fn keyword(self) -> &'static str {
         match self {
             StepKind::Step => "step",
@@ -135,7 +135,7 @@ pub struct Need {
     pub span: Span,
 }
 
-/// How a step is undone.
+/// The way a step is undone.
 #[derive(Debug, Clone)]
 pub enum Undo {
     /// The action's inverse is recorded at apply time and restored (file and YAML edits, ...).
@@ -182,7 +182,7 @@ pub struct Call {
 }
 
 impl Call {
-    /// The schema of this call's kind.
+    /// Returns the schema of this call's kind.
     pub fn schema(&self) -> &'static Schema {
         crate::schema::of(self.kind)
     }
@@ -202,7 +202,7 @@ pub struct Capture {
     pub span: Span,
 }
 
-/// Where a capture reads its value.
+/// The source a capture reads its value from.
 #[derive(Debug, Clone)]
 pub enum CaptureSource {
     /// A key path in a YAML file.

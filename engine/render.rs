@@ -71,7 +71,7 @@ fn legend(entries: &[&PlanEntry], style: Style) -> String {
     text
 }
 
-/// The one-line summary, e.g. `Plan: 18 to apply, 0 to change, 3 gates, 2 manual.`
+/// Returns the one-line summary, e.g. `Plan: 18 to apply, 0 to change, 3 gates, 2 manual.`
 pub fn summary_line(plan: &Plan) -> String {
     let summary = &plan.summary;
     match plan.mode {

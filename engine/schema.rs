@@ -72,7 +72,7 @@ const fn optional(name: &'static str, ty: ArgType) -> ArgSpec {
     ArgSpec { name, ty, required: false }
 }
 
-/// What undoing a call's effect takes.
+/// The kind of inverse a call's effect has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inverse {
     /// rb6 records the previous state and restores it.
@@ -83,7 +83,7 @@ pub enum Inverse {
     NoEffect,
 }
 
-/// Where a block kind may appear.
+/// The place a block kind may appear in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// The main action of a step or of an undo.
@@ -209,7 +209,7 @@ pub fn of(kind: CallKind) -> &'static Schema {
     SCHEMAS.iter().find(|schema| schema.kind == kind).expect("every call kind has a schema")
 }
 
-/// The names usable in a role, for "expected one of ..." messages and did-you-mean.
+/// Returns the names usable in a role, for "expected one of ..." messages and did-you-mean.
 pub fn names_for(role: Role) -> Vec<&'static str> {
     SCHEMAS.iter().filter(|schema| schema.roles.contains(&role)).map(|schema| schema.name).collect()
 }

@@ -1,7 +1,7 @@
 //! The syntax tree of a `.rb6` file: blocks, attributes and expressions with their byte spans.
 //!
 //! Invariant: every node carries the span of the source text it came from, so later stages
-//! can point a diagnostic at it. The tree says nothing about meaning; `resolve` checks it.
+//! can point a diagnostic at it. The tree carries no meaning. `resolve` checks it.
 
 use std::ops::Range;
 
@@ -128,7 +128,7 @@ impl Template {
 }
 
 impl Reference {
-    /// The dotted form, e.g. `var.domain`.
+    /// Returns the dotted form, e.g. `var.domain`.
     pub fn dotted(&self) -> String {
         let names: Vec<&str> = self.segments.iter().map(|segment| segment.name.as_str()).collect();
         names.join(".")

@@ -11,7 +11,7 @@ use crate::diagnostic::{Problem, SourceFile};
 use crate::model::Runbook;
 use crate::syntax::ExprKind;
 
-/// Where variable values come from, besides defaults.
+/// The sources of variable values besides the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct VariableInputs {
     /// `--var name=value`, in command-line order.
@@ -22,7 +22,7 @@ pub struct VariableInputs {
     pub environment: Vec<(String, String)>,
 }
 
-/// Why variable values could not be determined.
+/// The reason variable values could not be determined.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum VariableError {
     #[error("unknown variable `{name}` (from {origin})")]

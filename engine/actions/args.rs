@@ -29,27 +29,27 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A required text argument.
+    /// Returns a required text argument.
     pub fn text(&self, name: &str) -> Result<String, String> {
         self.text_opt(name)?.ok_or_else(|| format!("missing argument `{name}`"))
     }
 
-    /// An optional text argument.
+    /// Returns an optional text argument.
     pub fn text_opt(&self, name: &str) -> Result<Option<String>, String> {
         self.render(name, ArgType::Text)
     }
 
-    /// A SQL argument: interpolated values quoted as literals or identifiers.
+    /// Returns a SQL argument, with interpolated values quoted as literals or identifiers.
     pub fn sql(&self, name: &str) -> Result<String, String> {
         self.render(name, ArgType::Sql)?.ok_or_else(|| format!("missing argument `{name}`"))
     }
 
-    /// A shell argument: interpolated values quoted as single words.
+    /// Returns a shell argument, with interpolated values quoted as single words.
     pub fn shell(&self, name: &str) -> Result<String, String> {
         self.render(name, ArgType::Shell)?.ok_or_else(|| format!("missing argument `{name}`"))
     }
 
-    /// An optional whole number.
+    /// Returns an optional whole number.
     pub fn integer(&self, name: &str) -> Option<i64> {
         match self.call.arg(name).map(|expr| &expr.kind) {
             Some(ExprKind::Number(number)) => number.as_i64(),
@@ -57,7 +57,7 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// An optional boolean.
+    /// Returns an optional boolean.
     pub fn boolean(&self, name: &str) -> Option<bool> {
         match self.call.arg(name).map(|expr| &expr.kind) {
             Some(ExprKind::Bool(value)) => Some(*value),
@@ -65,7 +65,7 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A whole number or list of whole numbers; empty when absent.
+    /// Returns a whole number or a list of whole numbers, empty when absent.
     pub fn integers(&self, name: &str) -> Vec<i64> {
         match self.call.arg(name).map(|expr| &expr.kind) {
             Some(ExprKind::Number(number)) => number.as_i64().into_iter().collect(),
@@ -74,19 +74,19 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// An optional duration such as "30s".
+    /// Returns an optional duration such as "30s".
     pub fn duration(&self, name: &str) -> Option<Duration> {
         let text = self.text_opt(name).ok().flatten()?;
         humantime::parse_duration(&text).ok()
     }
 
-    /// An optional octal file mode.
+    /// Returns an optional octal file mode.
     pub fn mode(&self, name: &str) -> Option<u32> {
         let text = self.text_opt(name).ok().flatten()?;
         u32::from_str_radix(&text, 8).ok()
     }
 
-    /// A list of text values; empty when absent.
+    /// Returns a list of text values, empty when absent.
     pub fn list(&self, name: &str) -> Result<Vec<String>, String> {
         match self.call.arg(name) {
             None => Ok(Vec::new()),
@@ -94,7 +94,7 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// A map of text values; empty when absent.
+    /// Returns a map of text values, empty when absent.
     pub fn map(&self, name: &str) -> Result<Vec<(String, String)>, String> {
         match self.call.arg(name) {
             None => Ok(Vec::new()),
@@ -110,7 +110,7 @@ impl<'a> Args<'a> {
         }
     }
 
-    /// The entries of a map argument as (key, value) pairs in source order.
+    /// Returns the entries of a map argument as (key, value) pairs in source order.
     pub fn value_entries(&self, name: &str) -> Result<Vec<(String, serde_json::Value)>, String> {
         let Some(expr) = self.call.arg(name) else { return Ok(Vec::new()) };
         let ExprKind::Map(entries) = &expr.kind else { return Err(format!("argument `{name}` is not a map")) };

@@ -268,12 +268,12 @@ async fn docker_exec(context: &Context, args: &Args<'_>) -> Result<ActionOutput,
     Ok(ActionOutput::stdout(output.stdout))
 }
 
-/// Longest wait for the SQL session of an interrupted attempt to end.
+/// Maximum wait for the SQL session of an interrupted attempt to end.
 const SQL_LEFTOVER_WAIT: Duration = Duration::from_secs(300);
 
-/// Cleans up what an interrupted attempt of an action can leave behind: the named one-shot
-/// container of a `docker_run` killed while it ran, or the server session of a `sql` step,
-/// which goes on running its statement (a CREATE DATABASE, say) after rb6 was killed.
+/// Cleans up what an interrupted attempt of an action can leave behind. For `docker_run` that
+/// is its named one-shot container. For `sql` it is the server session, because the server goes
+/// on running the statement (a CREATE DATABASE, say) after rb6 was killed.
 pub async fn clean_up_interrupted(context: &Context, step: &str, call: &Call, scope: &Scope) {
     match call.kind {
         CallKind::DockerRun => remove_leftover_container(context, call, scope).await,

@@ -69,7 +69,7 @@ fn graph(file: &Path, reporter: &Reporter) -> Result<u8, u8> {
     Ok(EXIT_OK)
 }
 
-/// The state directory: `--state DIR`, or `.rb6` beside the runbook.
+/// Returns the state directory: `--state DIR`, or `.rb6` beside the runbook.
 pub fn state_dir(loaded: &LoadedRunbook, args: &StateArgs) -> PathBuf {
     args.state.clone().unwrap_or_else(|| loaded.runbook.directory.join(".rb6"))
 }

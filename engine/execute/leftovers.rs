@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 /// The environment variable that marks a step's processes.
 pub const MARKER_VARIABLE: &str = "RB6_STEP";
 
-/// Longest wait for killed processes to disappear.
+/// Maximum wait for killed processes to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Returns the marker of a step's processes for a state directory.

@@ -387,7 +387,7 @@ fn is_name(name: &str) -> bool {
         && characters.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Where each name was first declared, per namespace.
+/// The span where each name was first declared, per namespace.
 #[derive(Debug, Default)]
 pub(crate) struct NameRegistry {
     names: BTreeMap<(String, String), Span>,

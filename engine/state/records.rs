@@ -46,7 +46,7 @@ pub enum Record {
         preexisting: bool,
         #[serde(default)]
         captures: BTreeMap<String, String>,
-        /// What undo needs, e.g. a file's previous content.
+        /// Data for undo, e.g. a file's previous content.
         #[serde(default)]
         undo: serde_json::Value,
         #[serde(default)]
@@ -60,7 +60,7 @@ pub enum Record {
     Confirmed { step: String, at: String },
 }
 
-/// What the state knows about one step.
+/// The state's record of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub status: StepStatus,
@@ -162,12 +162,12 @@ impl State {
         }
     }
 
-    /// Every captured value, from every applied step.
+    /// Returns every captured value, from every applied step.
     pub fn captures(&self) -> BTreeMap<String, String> {
         self.steps.values().filter(|record| record.status == StepStatus::Applied).flat_map(|record| record.captures.clone()).collect()
     }
 
-    /// The status of a step, if the state knows it.
+    /// Returns the status of a step, if the state has a record of it.
     pub fn status(&self, step: &str) -> Option<StepStatus> {
         self.steps.get(step).map(|record| record.status)
     }

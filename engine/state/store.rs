@@ -12,7 +12,7 @@ use super::journal::Journal;
 use super::records::{Record, State};
 use super::{StateDir, StateError};
 
-/// Fewest records appended between two compactions.
+/// Minimum number of records appended between two compactions.
 pub const COMPACT_EVERY: usize = 512;
 
 /// A writable state: the caller holds the directory's lock.
@@ -42,12 +42,12 @@ impl Store {
         fold(&mut journal)
     }
 
-    /// The current state.
+    /// Returns the current state.
     pub fn state(&self) -> &State {
         &self.state
     }
 
-    /// The state directory.
+    /// Returns the state directory.
     pub fn dir(&self) -> &StateDir {
         &self.dir
     }
